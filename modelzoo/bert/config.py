@@ -1,0 +1,91 @@
+"""The YAML ``model:`` section: BERT hyper-parameters under their Cerebras model-zoo names.
+
+Cerebras names are used (``num_heads``, ``filter_size``, ``dropout_rate``...) so that a Cerebras
+BERT config's ``model:`` section reads unchanged; ``modelzoo.tools.convert_checkpoint`` maps them to
+and from Hugging Face's ``config.json`` names (table in ``HF_CONFIG_NAMES``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modelzoo.common.schema import ParamsError, build, param
+
+Nonlinearity = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"]
+
+# Hugging Face config.json key -> our key, where the two differ.
+HF_CONFIG_NAMES = {
+    "num_attention_heads": "num_heads",
+    "intermediate_size": "filter_size",
+    "hidden_act": "encoder_nonlinearity",
+    "hidden_dropout_prob": "dropout_rate",
+    "attention_probs_dropout_prob": "attention_dropout_rate",
+    "layer_norm_eps": "layer_norm_epsilon",
+    "classifier_dropout": "encoder_output_dropout_rate",
+    "num_labels": "num_classes",
+}
+# Keys spelled the same in both.
+HF_SHARED_NAMES = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+    "pad_token_id",
+)
+
+
+@dataclass
+class BertConfig:
+    """Shape and regularisation of the encoder and its heads (defaults: BERT-base uncased)."""
+
+    vocab_size: int = param(30522, "WordPiece vocabulary size (rows of the word embedding)")
+    hidden_size: int = param(768, "width of every encoder layer")
+    num_hidden_layers: int = param(12, "number of encoder layers")
+    num_heads: int = param(12, "attention heads per layer; must divide hidden_size")
+    filter_size: int = param(3072, "inner width of the feed-forward block")
+    encoder_nonlinearity: Nonlinearity = param("gelu", "feed-forward activation (gelu is the exact erf form)")
+    dropout_rate: float = param(0.1, "dropout after embeddings, attention output and feed-forward")
+    attention_dropout_rate: float = param(0.1, "dropout on the attention probabilities")
+    max_position_embeddings: int = param(512, "longest sequence the position table covers")
+    type_vocab_size: int = param(2, "number of token types (segments)")
+    layer_norm_epsilon: float = param(1e-12, "epsilon of every LayerNorm")
+    initializer_range: float = param(0.02, "std of the normal init of weights trained from scratch")
+    pad_token_id: int = param(0, "id of [PAD]; its word-embedding row starts at zero")
+    encoder_output_dropout_rate: float | None = param(
+        None, "dropout before the classifier; null means dropout_rate (Hugging Face's rule)"
+    )
+    num_classes: int = param(7, "labels of the classifier (7 = [PAD] B I O X [CLS] [SEP])")
+    use_pooler: bool = param(False, "build the tanh pooler over [CLS] (sequence classification needs it)")
+    max_sequences_per_pack: int = param(
+        1, "sequences per packed row for the packed sequence classifier (1 = no packing)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ParamsError(
+                f"model.hidden_size ({self.hidden_size}) must be divisible by model.num_heads ({self.num_heads})"
+            )
+        for name in ("dropout_rate", "attention_dropout_rate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ParamsError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size", "num_classes")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ParamsError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def classifier_dropout(self) -> float:
+        rate = self.encoder_output_dropout_rate
+        return self.dropout_rate if rate is None else rate
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> BertConfig:
+        """Build from a YAML ``model:`` mapping; unknown keys, bad types and bad shapes raise ParamsError."""
+        return build(cls, values, "model")

@@ -1,0 +1,70 @@
+"""Task heads on top of :class:`BertModel`.
+
+Heads take the feature-dict tensors as keyword arguments and return :class:`ModelOutput`
+(logits, and the loss when labels are given). The loss is averaged over the positions the
+``loss_mask`` selects, computed with a multiply rather than boolean indexing so that shapes stay
+static (no host sync on GPU, compilable by torch.compile and poptorch).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modelzoo.bert.config import BertConfig
+from modelzoo.bert.model import BertModel, init_weights
+
+
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor
+    loss: torch.Tensor | None = None
+
+
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the positions where ``loss_mask`` is non-zero (labels of -100 never count).
+
+    Computed in float32 whatever the autocast dtype, so that bf16/fp16 runs average the same loss.
+    """
+    per_position = F.cross_entropy(
+        logits.flatten(0, -2).float(), labels.flatten().long(), reduction="none", ignore_index=-100
+    )
+    weights = (loss_mask.flatten() != 0) & (labels.flatten() != -100)
+    weights = weights.to(per_position.dtype)
+    return (per_position * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+class BertForTokenClassification(nn.Module):
+    """BERT + dropout + linear over every position (NER); packed rows use the same head and mask.
+
+    ``loss_mask`` picks the positions the loss counts (the readers set it on first word pieces,
+    and on ``[CLS]``/``[SEP]``/``X`` only when the input config asks). Without it, every
+    non-padding position whose label is not -100 counts.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_classes)
+        init_weights(self.classifier, config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        loss_mask: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids)
+        logits = self.classifier(self.dropout(sequence_output))
+        if labels is None:
+            return ModelOutput(logits)
+        if loss_mask is None:
+            loss_mask = attention_mask if attention_mask is not None else torch.ones_like(labels)
+        return ModelOutput(logits, masked_cross_entropy(logits, labels, loss_mask))

@@ -1,0 +1,170 @@
+"""A hand-written BERT encoder: embeddings, post-LN self-attention layers, optional tanh pooler.
+
+Written out rather than imported so that every step is visible and can be changed for a device
+(packed masks, IPU pipeline stages, fused QKV). Numerically equal to Hugging Face's ``BertModel``
+on converted weights; the one layout difference is that query, key and value share one fused
+``qkv`` projection (one matrix multiply instead of three), which the checkpoint converter splits
+and joins.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modelzoo.bert.config import BertConfig
+
+_ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+def block_diagonal_attention_mask(sequence_index: torch.Tensor) -> torch.Tensor:
+    """``[batch, seq]`` sequence-index mask -> boolean ``[batch, 1, seq, seq]`` "may attend" mask.
+
+    ``sequence_index`` holds 1..k for the tokens of the k sequences packed in a row and 0 for
+    padding; a plain 0/1 padding mask is the special case k = 1, so both go through this one path.
+    A token attends to the tokens of its own sequence. Padding attends to padding: its output is
+    never used, and it keeps every row of the mask non-empty (an empty row is NaN in softmax).
+    """
+    same_sequence = sequence_index[:, :, None] == sequence_index[:, None, :]
+    return same_sequence[:, None]
+
+
+class BertEmbeddings(nn.Module):
+    """Word + position + token-type embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, position_ids: torch.Tensor
+    ) -> torch.Tensor:
+        embeddings = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(position_ids)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        return self.dropout(self.layer_norm(embeddings))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention`` (fused kernels where possible)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_size = config.head_size
+        self.dropout_rate = config.attention_dropout_rate
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.output = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        batch, seq, hidden = hidden_states.shape
+        # [batch, seq, 3, heads, head_size] -> three [batch, heads, seq, head_size]
+        qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_size)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=self.dropout_rate if self.training else 0.0
+        )
+        return self.output(context.transpose(1, 2).reshape(batch, seq, hidden))
+
+
+class BertLayer(nn.Module):
+    """One post-LN encoder layer: attention -> dropout -> add & norm -> FFN -> dropout -> add & norm."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertSelfAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.intermediate = nn.Linear(config.hidden_size, config.filter_size)
+        self.activation = _ACTIVATIONS[config.encoder_nonlinearity]
+        self.output = nn.Linear(config.filter_size, config.hidden_size)
+        self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        attended = self.dropout(self.attention(hidden_states, attention_mask))
+        hidden_states = self.attention_norm(hidden_states + attended)
+        transformed = self.dropout(self.output(self.activation(self.intermediate(hidden_states))))
+        return self.output_norm(hidden_states + transformed)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, attention_mask)
+        return hidden_states
+
+
+class BertPooler(nn.Module):
+    """Dense + tanh over selected positions (the [CLS] tokens)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(cls_states))
+
+
+class BertModel(nn.Module):
+    """The BERT encoder. Returns ``(sequence_output [b, s, h], pooled_output [b, h] or None)``."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if config.use_pooler else None
+        self.apply(lambda module: init_weights(module, config))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``attention_mask`` is a 0/1 padding mask or a packed 1..k sequence-index mask.
+
+        Packed rows must pass ``position_ids`` (restarting at each sequence, as the packer writes
+        them); without them positions count 0..seq-1, as for one sequence a row.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
+        sequence_output = self.encoder(hidden_states, block_diagonal_attention_mask(attention_mask))
+        pooled_output = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
+        return sequence_output, pooled_output
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, config: BertConfig) -> None:
+    """BERT's initialisation: N(0, initializer_range) weights, zero biases, unit LayerNorm, zero [PAD] row."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        module.weight.normal_(0.0, config.initializer_range)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        module.bias.zero_()
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+        module.weight[module.padding_idx].zero_()
+    if isinstance(module, nn.LayerNorm):
+        module.weight.fill_(1.0)
+        module.bias.zero_()

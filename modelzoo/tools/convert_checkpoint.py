@@ -1,0 +1,205 @@
+"""Convert BERT checkpoints between Hugging Face, this project and Cerebras model-zoo 1.9 naming.
+
+    python -m modelzoo.tools.convert_checkpoint convert SRC --src-fmt hf --tgt-fmt modelzoo \\
+        --output-dir DIR [--num-labels N] [--drop-unmatched-keys]
+    python -m modelzoo.tools.convert_checkpoint list
+    python -m modelzoo.tools.convert_checkpoint diff A B
+
+Every key is accounted for: the source is mapped to canonical names, compared with the keys and
+shapes the target model has, and any missing, unexpected or mis-shaped tensor stops the
+conversion by name (unexpected ones may be dropped on purpose with --drop-unmatched-keys). A base
+BertModel becomes a token classifier with a freshly initialised head when --num-labels is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from modelzoo.bert import BertConfig, BertForTokenClassification, BertModel
+from modelzoo.bert.model import init_weights
+from modelzoo.tools.bert_naming import FORMATS, KeyMappingError, from_canonical, to_canonical
+from modelzoo.tools.checkpoint_files import (
+    MODEL_FILE,
+    CheckpointError,
+    load_mdl,
+    read_checkpoint,
+    write_checkpoint,
+)
+
+FORMAT_DOCS = {
+    "hf": "Hugging Face folder: config.json + model.safetensors (or pytorch_model.bin)",
+    "modelzoo": f"this project: {MODEL_FILE} (+ params.yaml with the model: section); run.py loads it",
+    "cs-1.9": f"Cerebras model zoo 1.9 tensor names: {MODEL_FILE} + params.yaml",
+}
+MODEL_DOCS = {
+    "bert": "BertModel (encoder, optional pooler): what pretrained checkpoints hold",
+    "bert-token-classification": "BertForTokenClassification (encoder + dropout + linear per token)",
+}
+
+
+class ConversionError(RuntimeError):
+    """A conversion that cannot go ahead: missing, unexpected or mis-shaped tensors, by name."""
+
+
+def expected_shapes(config: BertConfig, with_classifier: bool) -> dict[str, torch.Size]:
+    """Canonical key -> shape of the model the target describes, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = BertForTokenClassification(config) if with_classifier else _BaseModel(config)
+    canonical, _ = to_canonical(model.state_dict(), "modelzoo")
+    return {key: tensor.shape for key, tensor in canonical.items()}
+
+
+class _BaseModel(torch.nn.Module):
+    """A BertModel under the ``bert.`` prefix, so its keys line up with the token classifier's."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.bert = BertModel(config)
+
+
+def convert(
+    source: Path,
+    src_fmt: str,
+    tgt_fmt: str,
+    output_dir: Path,
+    num_labels: int | None = None,
+    drop_unmatched_keys: bool = False,
+    seed: int = 0,
+) -> list[str]:
+    """Convert ``source`` and write ``output_dir``; returns the report lines (what was dropped or made)."""
+    state_dict, config = read_checkpoint(source, src_fmt)
+    try:
+        canonical, dropped = to_canonical(state_dict, src_fmt, drop_unmatched_keys)
+    except KeyMappingError as error:
+        raise ConversionError(f"{source}: {error}; pass --drop-unmatched-keys to drop them") from error
+    report = [f"read {len(state_dict)} tensors from {source} ({src_fmt})"]
+    report += [f"dropped unmatched key {key}" for key in dropped]
+
+    with_classifier = "classifier.weight" in canonical or num_labels is not None
+    if num_labels is not None:
+        config = dataclasses.replace(config, num_classes=num_labels)
+        if "classifier.weight" in canonical and canonical["classifier.weight"].shape[0] != num_labels:
+            raise ConversionError(
+                f"{source}: classifier has {canonical['classifier.weight'].shape[0]} labels, --num-labels says {num_labels}"
+            )
+        if "classifier.weight" not in canonical:
+            canonical.update(_fresh_classifier(config, seed))
+            report.append(f"initialised a fresh classifier with {num_labels} labels (seed {seed})")
+    if not with_classifier:
+        config = dataclasses.replace(config, use_pooler="bert.pooler.dense.weight" in canonical)
+    else:
+        config = dataclasses.replace(config, use_pooler=False)
+
+    expected = expected_shapes(config, with_classifier)
+    missing = sorted(set(expected) - set(canonical))
+    unexpected = sorted(set(canonical) - set(expected))
+    if missing:
+        raise ConversionError(f"{source}: missing key(s): {', '.join(missing)}")
+    if unexpected and not drop_unmatched_keys:
+        raise ConversionError(
+            f"{source}: unexpected key(s) for the target model: {', '.join(unexpected)}; "
+            "pass --drop-unmatched-keys to drop them"
+        )
+    report += [f"dropped unmatched key {key}" for key in unexpected]
+    for key in unexpected:
+        del canonical[key]
+    wrong = [f"{k} {tuple(canonical[k].shape)} (expected {tuple(s)})" for k, s in expected.items() if canonical[k].shape != s]
+    if wrong:
+        raise ConversionError(f"{source}: wrong shape: {'; '.join(wrong)}")
+
+    write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir)
+    report.append(f"wrote {tgt_fmt} checkpoint to {output_dir}")
+    return report
+
+
+def _fresh_classifier(config: BertConfig, seed: int) -> dict[str, torch.Tensor]:
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(config.hidden_size, config.num_classes)
+    init_weights(head, config)
+    torch.random.set_rng_state(generator_state)
+    return {"classifier.weight": head.weight.detach(), "classifier.bias": head.bias.detach()}
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format of a checkpoint folder or .mdl file from its files and key names."""
+    if path.is_dir() and (path / "config.json").is_file():
+        return "hf"
+    model_file = path if path.is_file() else path / MODEL_FILE
+    keys = load_mdl(model_file).get("model", {})
+    return "cs-1.9" if any("transformer_encoder" in key for key in keys) else "modelzoo"
+
+
+def diff(path_a: Path, path_b: Path) -> tuple[list[str], bool]:
+    """Per-tensor comparison in canonical names: report lines and whether the two are identical."""
+    canonical = []
+    for path in (path_a, path_b):
+        state_dict, _ = read_checkpoint(path, detect_format(path))
+        canonical.append(to_canonical(state_dict, detect_format(path), drop_unmatched=True)[0])
+    a, b = canonical
+    lines, identical = [], True
+    for key in sorted(set(a) | set(b)):
+        if key not in b or key not in a:
+            lines.append(f"{key}: only in {path_a if key in a else path_b}")
+            identical = False
+        elif a[key].shape != b[key].shape:
+            lines.append(f"{key}: shape {tuple(a[key].shape)} vs {tuple(b[key].shape)}")
+            identical = False
+        elif not torch.equal(a[key], b[key]):
+            max_diff = (a[key].double() - b[key].double()).abs().max().item()
+            lines.append(f"{key}: max |diff| {max_diff:.3e}")
+            identical = False
+    lines.append(f"{len(set(a) | set(b))} tensors compared: {'identical' if identical else 'different'}")
+    return lines, identical
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m modelzoo.tools.convert_checkpoint", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert_cmd = commands.add_parser("convert", help="convert weights and config to another format")
+    convert_cmd.add_argument("source", type=Path, help="checkpoint folder (or .mdl file for modelzoo/cs-1.9)")
+    convert_cmd.add_argument("--src-fmt", choices=FORMATS, required=True, help="format of SOURCE")
+    convert_cmd.add_argument("--tgt-fmt", choices=FORMATS, required=True, help="format to write")
+    convert_cmd.add_argument("--output-dir", type=Path, required=True, help="folder to create (must not hold files)")
+    convert_cmd.add_argument("--num-labels", type=int, help="make a token classifier with this many labels")
+    convert_cmd.add_argument(
+        "--drop-unmatched-keys", action="store_true", help="drop source tensors the target model has no place for"
+    )
+    convert_cmd.add_argument("--seed", type=int, default=0, help="seed of a freshly initialised classifier")
+    commands.add_parser("list", help="list the formats and models")
+    diff_cmd = commands.add_parser("diff", help="compare two checkpoints tensor by tensor (exit 1 if different)")
+    diff_cmd.add_argument("a", type=Path)
+    diff_cmd.add_argument("b", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            print("formats:")
+            print("\n".join(f"  {name:10s} {doc}" for name, doc in FORMAT_DOCS.items()))
+            print("models:")
+            print("\n".join(f"  {name:26s} {doc}" for name, doc in MODEL_DOCS.items()))
+            return 0
+        if args.command == "diff":
+            lines, identical = diff(args.a, args.b)
+            print("\n".join(lines))
+            return 0 if identical else 1
+        report = convert(
+            args.source, args.src_fmt, args.tgt_fmt, args.output_dir, args.num_labels, args.drop_unmatched_keys, args.seed
+        )
+        print("\n".join(report))
+        return 0
+    except (CheckpointError, ConversionError, KeyMappingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

