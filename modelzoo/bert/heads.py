@@ -68,3 +68,41 @@ class BertForTokenClassification(nn.Module):
         if loss_mask is None:
             loss_mask = attention_mask if attention_mask is not None else torch.ones_like(labels)
         return ModelOutput(logits, masked_cross_entropy(logits, labels, loss_mask))
+
+
+class PackedBertForSequenceClassification(nn.Module):
+    """BERT classifying every sequence of a packed row (SST-2 style), one [CLS] each.
+
+    The packer moves the [CLS] of each of a row's (up to) ``max_sequences_per_pack`` sequences to
+    the last ``max_sequences_per_pack`` positions, so the packed pooler is one dense + tanh over a
+    fixed slice: static shapes, no gather. Logits come out as
+    ``[batch * max_sequences_per_pack, num_classes]``; empty slots carry label -100 and are ignored.
+    With ``max_sequences_per_pack`` = 1 and [CLS] at the end this is plain sequence classification.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        if not config.use_pooler:
+            raise ValueError("PackedBertForSequenceClassification needs model.use_pooler: true")
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_classes)
+        init_weights(self.classifier, config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids)
+        cls_states = sequence_output[:, -self.config.max_sequences_per_pack :]
+        pooled = self.bert.pooler(cls_states)
+        logits = self.classifier(self.dropout(pooled)).flatten(0, 1)
+        if labels is None:
+            return ModelOutput(logits)
+        labels = labels.flatten()
+        return ModelOutput(logits, masked_cross_entropy(logits, labels, torch.ones_like(labels)))

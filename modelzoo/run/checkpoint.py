@@ -1,0 +1,116 @@
+"""Training checkpoints: ``model_dir/checkpoint_{step}.mdl``, written atomically, newest found on restart.
+
+A checkpoint holds everything a bit-identical restart needs: model, optimizer, LR scheduler, loss
+scaler, step, data position and every RNG state, plus the resolved params. It is written to a
+temporary file in the same folder and renamed over the final name only once complete, so a crash
+or a full disk mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from modelzoo.tools.checkpoint_files import CheckpointError, load_mdl
+
+_CHECKPOINT_NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
+
+
+def checkpoint_file(model_dir: Path, step: int) -> Path:
+    return Path(model_dir) / f"checkpoint_{step}.mdl"
+
+
+def list_checkpoints(model_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every checkpoint in ``model_dir``, oldest first."""
+    found = []
+    if Path(model_dir).is_dir():
+        for path in Path(model_dir).iterdir():
+            match = _CHECKPOINT_NAME.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(model_dir: Path) -> Path | None:
+    checkpoints = list_checkpoints(model_dir)
+    return checkpoints[-1][1] if checkpoints else None
+
+
+def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int | None = None) -> None:
+    """Write ``state`` to ``path`` atomically, then delete the oldest checkpoints beyond ``keep_checkpoint_max``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    if keep_checkpoint_max is not None:
+        for _, old in list_checkpoints(path.parent)[:-keep_checkpoint_max]:
+            old.unlink()
+
+
+def rng_states() -> dict[str, Any]:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    """A full training checkpoint (with optimizer, RNG...). Needs pickled Python objects (RNG states)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(error).splitlines()[0]})") from error
+
+
+def load_model_weights(model: nn.Module, path: Path, strict: bool = True) -> list[str]:
+    """Load the ``model`` entry of a .mdl file into ``model``; returns report lines on missing/unexpected keys.
+
+    Strict (the default) refuses any missing or unexpected key by name; a shape mismatch is always
+    an error naming the tensor and both shapes (another model size was given).
+    """
+    weights = load_mdl(Path(path)).get("model")
+    if weights is None:
+        raise CheckpointError(f"{path}: no 'model' entry")
+    expected = model.state_dict()
+    wrong = [
+        f"{key} {tuple(tensor.shape)} in checkpoint vs {tuple(expected[key].shape)} in model"
+        for key, tensor in weights.items()
+        if key in expected and tensor.shape != expected[key].shape
+    ]
+    if wrong:
+        raise CheckpointError(f"{path}: checkpoint is for another model shape: {'; '.join(wrong[:3])}")
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if strict and (missing or unexpected):
+        raise CheckpointError(
+            f"{path}: missing keys [{', '.join(missing)}], unexpected keys [{', '.join(unexpected)}] "
+            "(--disable_strict_checkpoint_loading to load anyway)"
+        )
+    model.load_state_dict(weights, strict=False)
+    report = [f"loaded {len(weights) - len(unexpected)} tensors from {path}"]
+    report += [f"missing key (kept its fresh value): {key}" for key in missing]
+    report += [f"unexpected key (ignored): {key}" for key in unexpected]
+    return report

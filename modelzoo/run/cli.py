@@ -1,0 +1,85 @@
+"""``python run.py {CPU,GPU,IPU} --mode ... --params YAML``: parse, validate, dispatch to an executor.
+
+Every expected failure (bad params, bad data, a missing checkpoint, no CUDA, no poptorch, a
+non-finite loss) ends as one ``error:`` line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from modelzoo.common.schema import ParamsError
+from modelzoo.data.errors import DataFileError
+from modelzoo.executors.gpu import CudaUnavailableError
+from modelzoo.executors.ipu_config import PoptorchMissingError, require_poptorch
+from modelzoo.run.params import load_params
+from modelzoo.run.trainer import NonFiniteLossError, TrainingInterrupted
+from modelzoo.tools.checkpoint_files import CheckpointError
+
+MODES = ("train", "eval", "train_and_eval")
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Train and evaluate BERT token classifiers.")
+    parser.add_argument("target", choices=("CPU", "GPU", "IPU"), help="where to run")
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--params", required=True, help="YAML params file (see docs/PARAMS.md)")
+    parser.add_argument("--model_dir", help="checkpoints, logs and resolved params (runconfig.model_dir)")
+    parser.add_argument("--checkpoint_path", help="checkpoint to start from or to evaluate")
+    parser.add_argument(
+        "--load_checkpoint_states",
+        choices=("model", "all"),
+        help="from --checkpoint_path restore only the weights (model) or the whole training state (all)",
+    )
+    parser.add_argument(
+        "--disable_strict_checkpoint_loading", action="store_true", help="load despite missing/unexpected keys"
+    )
+    parser.add_argument("--max_steps", type=int, help="optimizer steps to train (replaces num_epochs)")
+    parser.add_argument("--num_epochs", type=int, help="epochs to train (replaces max_steps)")
+    parser.add_argument("--seed", type=int, help="runconfig.seed")
+    return parser
+
+
+def resolve_params(args: argparse.Namespace):
+    """The params file with the command line on top; --max_steps and --num_epochs replace each other."""
+    overrides = {
+        "runconfig.model_dir": args.model_dir,
+        "runconfig.checkpoint_path": args.checkpoint_path,
+        "runconfig.load_checkpoint_states": args.load_checkpoint_states,
+        "runconfig.seed": args.seed,
+    }
+    params = load_params(args.params, overrides)
+    if args.max_steps is not None or args.num_epochs is not None:
+        runconfig = dataclasses.replace(params.runconfig, max_steps=args.max_steps, num_epochs=args.num_epochs)
+        params = dataclasses.replace(params, runconfig=runconfig)
+    params.check_mode(args.mode)
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.target == "IPU":
+            require_poptorch()  # before anything is read or written
+        params = resolve_params(args)
+        strict = not args.disable_strict_checkpoint_loading
+        if args.target == "CPU":
+            from modelzoo.executors import cpu as executor
+        elif args.target == "GPU":
+            from modelzoo.executors import gpu as executor
+        else:
+            from modelzoo.executors import ipu as executor
+        executor.run(params, args.mode, strict)
+        return 0
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr)
+        return stop.exit_code
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (ParamsError, DataFileError, CheckpointError, CudaUnavailableError, PoptorchMissingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,66 @@
+"""Optimizers from the ``optimizer:`` section, with no weight decay on biases and LayerNorm weights.
+
+Which parameters decay is decided by what they are, not by their names: a parameter owned directly
+by an ``nn.LayerNorm`` module, or registered under the name ``bias``, is excluded. String matching
+on full names (``"LayerNorm" in name``) silently breaks when modules are renamed, as they are
+between the Hugging Face and Cerebras checkpoint layouts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from modelzoo.run.lr_schedule import PiecewiseLR
+
+if TYPE_CHECKING:
+    from modelzoo.run.params import OptimizerParams
+
+NO_DECAY_MODULES = (nn.LayerNorm,)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups of the trainable parameters: ``weight_decay`` for weights, 0.0 for biases and norms.
+
+    Both groups are always present (possibly empty), so the optimizer's state-dict layout does not
+    depend on the model; a parameter shared by several modules is listed once.
+    """
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if not parameter.requires_grad or id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            exempt = isinstance(module, NO_DECAY_MODULES) or name == "bias"
+            (no_decay if exempt else decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, params: OptimizerParams) -> torch.optim.Optimizer:
+    """AdamW, Adam or SGD over :func:`parameter_groups`; the rate is set by :func:`build_lr_scheduler`.
+
+    For Adam, ``weight_decay`` is the classic L2 term added to the gradient; AdamW decouples it.
+    """
+    groups = parameter_groups(model, params.weight_decay)
+    rate = params.schedule[0].initial
+    if params.optimizer_type == "sgd":
+        return torch.optim.SGD(groups, lr=rate, momentum=params.momentum)
+    optimizer_class = torch.optim.AdamW if params.optimizer_type == "adamw" else torch.optim.Adam
+    return optimizer_class(groups, lr=rate, betas=tuple(params.betas), eps=params.eps)
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, params: OptimizerParams) -> PiecewiseLR:
+    """The learning-rate schedule of ``params``; call its ``step()`` after every optimizer step."""
+    return PiecewiseLR(optimizer, params.schedule)
+
+
+def clip_gradients(model: nn.Module, params: OptimizerParams) -> torch.Tensor | None:
+    """Clip the global gradient norm to ``max_gradient_norm``; returns the norm before clipping (None if off)."""
+    if params.max_gradient_norm is None:
+        return None
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_gradient_norm)

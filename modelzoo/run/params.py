@@ -1,0 +1,385 @@
+"""The params file: one YAML with sections ``train_input``, ``eval_input``, ``model``, ``optimizer``,
+``runconfig`` and optionally ``ipu``, each a dataclass declared once (``modelzoo.common.schema``).
+
+Errors are :class:`ParamsError` with one line that says where (``FILE:LINE:COLUMN``, from the YAML
+node marks) and what: an unknown key with the nearest valid one, a wrong type with the expected
+one. YAML 1.1 reads ``1e-5`` (no dot) as a string; the loader here reads it as a float, as YAML 1.2
+and every reader of a learning rate expect.
+
+``python -m modelzoo.run.params --reference`` prints the reference page of every key (docs/PARAMS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from modelzoo.bert.config import BertConfig
+from modelzoo.common.schema import (
+    ParamsError,
+    build,
+    describe,
+    nearest_key,
+    param,
+    to_dict,
+    unknown_key_message,
+)
+from modelzoo.data.params import InputParams
+from modelzoo.executors.ipu_config import IPUParams
+from modelzoo.run.lr_schedule import SCHEDULER_NAMES, Phase, parse_learning_rate
+
+OPTIMIZER_TYPES = ("adamw", "adam", "sgd")
+
+
+@dataclasses.dataclass
+class OptimizerParams:
+    """The ``optimizer:`` section: which optimizer, its hyper-parameters and the learning-rate schedule."""
+
+    optimizer_type: str = param("adamw", "adamw, adam or sgd (case-insensitive: Cerebras' AdamW reads too)")
+    learning_rate: float | list[dict[str, Any]] = param(
+        5.0e-5, "a number, or a list of schedules run in turn (see 'Learning-rate schedules' below)"
+    )
+    weight_decay: float = param(0.01, "decay of weights; biases and LayerNorm parameters never decay")
+    betas: list[float] = param([0.9, 0.999], "Adam/AdamW moment decay rates [beta1, beta2]")
+    eps: float = param(1.0e-6, "Adam/AdamW epsilon (BERT's 1e-6; Cerebras configs spell it epsilon)")
+    momentum: float = param(0.0, "SGD momentum")
+    max_gradient_norm: float | None = param(None, "clip the global gradient norm to this; null: no clipping")
+
+    def __post_init__(self) -> None:
+        kind = self.optimizer_type.lower()
+        if kind not in OPTIMIZER_TYPES:
+            suggestion = nearest_key(kind, OPTIMIZER_TYPES)
+            hint = f"did you mean '{suggestion}'?" if suggestion else f"one of {', '.join(OPTIMIZER_TYPES)}"
+            raise ParamsError(f"optimizer.optimizer_type: unknown optimizer {self.optimizer_type!r} ({hint})")
+        self.optimizer_type = kind
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ParamsError(f"optimizer.betas: expected [beta1, beta2], each in [0, 1), got {self.betas}")
+        for name in ("weight_decay", "momentum"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"optimizer.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.eps <= 0:
+            raise ParamsError(f"optimizer.eps: must be > 0, got {self.eps}")
+        if self.max_gradient_norm is not None and self.max_gradient_norm <= 0:
+            raise ParamsError(f"optimizer.max_gradient_norm: must be > 0 or null, got {self.max_gradient_norm}")
+        parse_learning_rate(self.learning_rate)
+
+    @property
+    def schedule(self) -> tuple[Phase, ...]:
+        """The learning-rate phases (a constant rate is one Constant phase)."""
+        return parse_learning_rate(self.learning_rate)
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """The ``runconfig:`` section: how long to train, when to log, save and evaluate, and how."""
+
+    max_steps: int | None = param(None, "optimizer steps to train; give this or num_epochs")
+    num_epochs: int | None = param(None, "passes over train_input to train; give this or max_steps")
+    log_steps: int = param(50, "log the training loss and learning rate every this many steps")
+    save_checkpoints_steps: int = param(1000, "save a checkpoint every this many steps (0: only at the end)")
+    keep_checkpoint_max: int | None = param(5, "newest checkpoints kept in model_dir; null: keep all")
+    eval_frequency: int | None = param(None, "in train_and_eval, evaluate every this many steps; null: at the end")
+    eval_steps: int | None = param(None, "batches per evaluation; null: the whole eval_input")
+    seed: int = param(1, "seed of the weights' initialisation, dropout and shuffling")
+    precision: Literal["float32", "bfloat16", "float16"] = param(
+        "float32", "compute dtype: float32, bfloat16 autocast, or float16 autocast with loss scaling"
+    )
+    gradient_accumulation_steps: int = param(1, "batches whose gradients are summed per optimizer step")
+    compile: bool = param(False, "run the model through torch.compile")
+    model_dir: str = param("./model_dir", "where checkpoints, logs and the resolved params go (--model_dir)")
+    checkpoint_path: str | None = param(None, "checkpoint to start from (--checkpoint_path); null: fresh weights")
+    load_checkpoint_states: str | None = param(
+        None, "what to restore from checkpoint_path: 'model' (weights only) or null (everything saved)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_steps is not None and self.num_epochs is not None:
+            raise ParamsError("runconfig: give max_steps or num_epochs, not both")
+        at_least = {
+            "max_steps": 1,
+            "num_epochs": 1,
+            "log_steps": 1,
+            "save_checkpoints_steps": 0,
+            "keep_checkpoint_max": 1,
+            "eval_frequency": 1,
+            "eval_steps": 1,
+            "gradient_accumulation_steps": 1,
+        }
+        for name, minimum in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ParamsError(f"runconfig.{name}: must be at least {minimum}, got {value}")
+
+
+SECTIONS: dict[str, type] = {
+    "train_input": InputParams,
+    "eval_input": InputParams,
+    "model": BertConfig,
+    "optimizer": OptimizerParams,
+    "runconfig": RunConfig,
+    "ipu": IPUParams,
+}
+OPTIONAL_SECTIONS = ("train_input", "eval_input", "ipu")
+# The sections each run.py mode reads; they must be in the file.
+MODE_SECTIONS = {
+    "train": ("train_input",),
+    "eval": ("eval_input",),
+    "train_and_eval": ("train_input", "eval_input"),
+    "predict": ("eval_input",),
+}
+
+
+@dataclasses.dataclass
+class Params:
+    """All sections of one params file, validated; absent optional sections are None."""
+
+    model: BertConfig
+    optimizer: OptimizerParams
+    runconfig: RunConfig
+    train_input: InputParams | None = None
+    eval_input: InputParams | None = None
+    ipu: IPUParams | None = None
+
+    def check_mode(self, mode: str) -> None:
+        """Raise ParamsError if a section ``mode`` reads is absent, or training has no length."""
+        for section in MODE_SECTIONS[mode]:
+            if getattr(self, section) is None:
+                raise ParamsError(f"--mode {mode} needs a '{section}' section in the params file")
+        if mode.startswith("train") and self.runconfig.max_steps is None and self.runconfig.num_epochs is None:
+            raise ParamsError(f"--mode {mode}: set runconfig.max_steps or runconfig.num_epochs")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain mappings of the present sections, in the file's usual order."""
+        return {name: to_dict(getattr(self, name)) for name in SECTIONS if getattr(self, name) is not None}
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, but ``1e-5`` is a float (YAML 1.2), not the string YAML 1.1 makes of it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+KeyPath = tuple[Any, ...]
+
+
+def _marks(node: yaml.Node, prefix: KeyPath = ()) -> dict[KeyPath, yaml.Mark]:
+    """Where every key and list item sits in the file: ``("optimizer", "learning_rate", 0)`` -> mark.
+
+    A mapping key's mark is where the key is written; a repeated key is an error here, since YAML
+    would silently keep the last one.
+    """
+    marks: dict[KeyPath, yaml.Mark] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            if path in marks:
+                raise ParamsError(f"{_at(key_node.start_mark)}: '{'.'.join(map(str, path))}' is given twice")
+            marks[path] = key_node.start_mark
+            marks.update(_marks(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            marks[(*prefix, index)] = item.start_mark
+            marks.update(_marks(item, (*prefix, index)))
+    return marks
+
+
+def _at(mark: yaml.Mark) -> str:
+    return f"{mark.name}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[KeyPath, yaml.Mark]]:
+    """The file's values and the marks of its keys (named after the file, for the messages)."""
+    try:
+        stream = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    loader = _Loader(stream)
+    try:
+        node = loader.get_single_node()
+        values = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = _at(mark) if mark else str(path)
+        raise ParamsError(f"{where}: YAML syntax error: {error.problem or error.context}") from None
+    finally:
+        loader.dispose()
+        stream.close()
+    return values, (_marks(node) if node is not None else {})
+
+
+def _check_known_key(section: str, key: Any, where: str) -> None:
+    """Unknown keys are caught before the schema builds the section, so the message can say where."""
+    valid = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in valid:
+        raise ParamsError(f"{where}: {unknown_key_message(section, str(key), valid)}")
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> set[tuple[str, str]]:
+    """Set ``{"runconfig.max_steps": 10}`` entries (None means "not given"); returns the keys set."""
+    applied = set()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS:
+            raise ParamsError(f"command line: {unknown_key_message('params', section, SECTIONS)}")
+        _check_known_key(section, key, "command line")
+        if raw.get(section) is None:
+            raw[section] = {}
+        if isinstance(raw[section], dict):  # otherwise building the section reports the bad section
+            raw[section][key] = value
+            applied.add((section, key))
+    return applied
+
+
+def _locate(message: str, section: str, marks: dict[KeyPath, yaml.Mark], overridden: set, path: Path) -> str:
+    """The place an error message is about: the deepest written key its ``section.key[0].sub`` prefix names."""
+    head = re.match(r"[\w\[\].]+", message)
+    parts = re.findall(r"\w+|\[\d+\]", head.group(0) if head else "")
+    key_path = tuple(int(p[1:-1]) if p.startswith("[") else p for p in parts)
+    if key_path[:1] != (section,):
+        key_path = (section, *key_path)
+    if key_path[:2] in overridden:
+        return "command line"
+    for length in range(len(key_path), 0, -1):
+        if key_path[:length] in marks:
+            return _at(marks[key_path[:length]])
+    return str(path)
+
+
+def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+    """Read, override and validate a params file.
+
+    ``overrides`` maps ``"section.key"`` to a value (e.g. ``{"runconfig.max_steps": 100}`` from
+    ``--max_steps``); None values are skipped, so argparse defaults can be passed as they are. The
+    overridden values are validated like the file's own.
+    """
+    path = Path(path)
+    raw, marks = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
+    for section, values in raw.items():
+        where = _at(marks[(section,)])
+        if section not in SECTIONS:
+            raise ParamsError(f"{where}: {unknown_key_message('params', str(section), SECTIONS)}")
+        if isinstance(values, dict):
+            for key in values:
+                _check_known_key(section, key, _at(marks[(section, key)]))
+    overridden = _apply_overrides(raw, overrides or {})
+    built = {}
+    for section, cls in SECTIONS.items():
+        if section not in raw and section in OPTIONAL_SECTIONS:
+            continue
+        try:
+            built[section] = build(cls, raw.get(section), section)
+        except ParamsError as error:
+            message = str(error) if re.match(rf"{section}\b", str(error)) else f"{section}.{error}"
+            raise ParamsError(f"{_locate(message, section, marks, overridden, path)}: {message}") from None
+    return Params(**built)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def save_params(params: Params, path: str | Path) -> Path:
+    """Write the resolved params (every key, defaults included) to ``path`` atomically.
+
+    The file appears complete or not at all (temp file in the same folder, then ``os.replace``), so
+    a crash never leaves a half-written params.yaml beside a checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(params.to_dict(), sort_keys=False, default_flow_style=False)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp:
+            temp.write(text)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- reference page ----------------------------------------------------------------------------
+
+_SCHEDULE_DOC = """\
+## Learning-rate schedules
+
+`optimizer.learning_rate` is a number (a constant rate) or a list of schedules run one after the
+other (the Cerebras model zoo format). Each entry has a `scheduler` and its keys:
+
+| scheduler | keys | rate `t` steps into the entry |
+|---|---|---|
+| `Linear` | `initial_learning_rate`, `end_learning_rate`, `total_iters` | straight line from initial to end |
+| `Cosine` | `initial_learning_rate`, `end_learning_rate`, `total_iters` | half cosine from initial to end |
+| `Constant` | `learning_rate`, `total_iters` (not needed last) | `learning_rate` |
+
+Every entry but the last needs `total_iters`; Cerebras' spellings `steps` and `decay_steps` are
+accepted for it, and scheduler names are case-insensitive ({names}). After the last entry
+ends, the rate stays at its final value. Step 0 is the first optimizer update.
+
+```yaml
+optimizer:
+  learning_rate:
+    - {{scheduler: Linear, initial_learning_rate: 0.0, end_learning_rate: 5.0e-5, total_iters: 100}}
+    - {{scheduler: Linear, initial_learning_rate: 5.0e-5, end_learning_rate: 0.0, total_iters: 900}}
+```
+"""
+
+
+def _escape_type_pipes(table: str) -> str:
+    """Escape the ``|`` of union types (``int | null``) that would split a Markdown table cell.
+
+    schema.describe writes them bare; once it escapes them itself this leaves its output unchanged.
+    """
+    return re.sub(
+        r"^(\| `\w+` \| )(.*?)( \| `)",
+        lambda row: row.group(1) + re.sub(r"(?<!\\)\|", r"\\|", row.group(2)) + row.group(3),
+        table,
+        flags=re.MULTILINE,
+    )
+
+
+def reference_markdown() -> str:
+    """The reference page of every key, generated from the schema (committed as docs/PARAMS.md)."""
+    header = (
+        "# Params reference\n\n"
+        "Generated by `python -m modelzoo.run.params --reference` from the schema; do not edit by hand.\n"
+        "Sections `train_input` / `eval_input` (needed by the modes that read them) and `ipu` are optional;\n"
+        "the others may be omitted to take every default. An unknown key is an error naming the nearest valid one.\n"
+    )
+    sections = [_escape_type_pipes(describe(cls, name)) for name, cls in SECTIONS.items() if name != "eval_input"]
+    sections[0] = sections[0].replace("### `train_input`", "### `train_input` and `eval_input`")
+    names = ", ".join(f"`{name}`" for name in SCHEDULER_NAMES)
+    return "\n".join([header, *sections, _SCHEDULE_DOC.format(names=names)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The params file's schema.")
+    parser.add_argument("--reference", action="store_true", help="print the Markdown reference of every key")
+    args = parser.parse_args()
+    if args.reference:
+        print(reference_markdown(), end="")
+    else:
+        parser.print_help()
+
+
+if __name__ == "__main__":
+    main()
