@@ -110,3 +110,9 @@ def test_diff_reports_a_changed_tensor(hf_dir, tmp_path, capsys):
     torch.save(contents, tmp_path / "mz" / "model.mdl")
     code, out, _ = _run(capsys, "diff", hf_dir, tmp_path / "mz")
     assert code == 1 and "classifier.bias: max |diff| 5.000e-01" in out
+
+
+def test_tokenizer_files_travel_with_the_weights(hf_dir, tmp_path, capsys):
+    (hf_dir / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    _run(capsys, "convert", hf_dir, "--src-fmt", "hf", "--tgt-fmt", "modelzoo", "--output-dir", tmp_path / "mz")
+    assert (tmp_path / "mz" / "vocab.txt").read_text() == "[PAD]\n[UNK]\nhello\n"

@@ -35,6 +35,9 @@ class Task(Protocol):
 
     def dataloader(self, section: str, context: DistContext, epoch: int = 0): ...
 
+    def count_sequences(self, batch: dict[str, torch.Tensor]) -> int:
+        """Real sequences in a batch (a packed row holds several): throughput is never counted in packs."""
+
     def collector(self, complete: bool = True) -> PredictionCollector:
         """``complete``: the whole eval split will be seen, so check every raw word is scored."""
 
@@ -118,6 +121,9 @@ class TokenClassificationTask:
         return build_dataloader(
             self.input_params(section), context.rank, context.world_size, epoch, dataset=self.dataset(section)
         )
+
+    def count_sequences(self, batch: dict[str, torch.Tensor]) -> int:
+        return len(batch["input_ids"])
 
     def collector(self, complete: bool = True) -> NerCollector:
         dataset = self.dataset("eval_input")

@@ -253,7 +253,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        samples = sum(len(batch["input_ids"]) for batch in micro_batches)
+        samples = sum(self.task.count_sequences(batch) for batch in micro_batches)
         tokens = int(sum(count_real_tokens(batch) for batch in micro_batches))
         totals = self.context.all_reduce_sum(torch.tensor([samples, tokens], device=self.setup.device))
         return loss, float(grad_norm), int(totals[0]), int(totals[1])

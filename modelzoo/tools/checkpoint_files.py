@@ -122,8 +122,17 @@ def _read_hf(folder: Path) -> tuple[dict[str, torch.Tensor], BertConfig]:
     return state_dict, config_from_hf(hf_config, config_file)
 
 
-def write_checkpoint(state_dict: dict[str, torch.Tensor], config: BertConfig, fmt: str, output_dir: Path) -> None:
-    """Write a checkpoint folder atomically (temporary sibling folder, renamed when complete)."""
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def write_checkpoint(
+    state_dict: dict[str, torch.Tensor], config: BertConfig, fmt: str, output_dir: Path, source: Path | None = None
+) -> None:
+    """Write a checkpoint folder atomically (temporary sibling folder, renamed when complete).
+
+    The tokenizer files of a ``source`` folder travel along, so that the weights and the vocabulary
+    they were trained with stay together (configs point ``vocab_file`` at the converted folder).
+    """
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
         raise CheckpointError(f"{output_dir}: exists and is not empty; choose another --output-dir")
@@ -135,6 +144,10 @@ def write_checkpoint(state_dict: dict[str, torch.Tensor], config: BertConfig, fm
         else:
             torch.save({"model": state_dict}, folder / MODEL_FILE)
             (folder / PARAMS_FILE).write_text(yaml.safe_dump({"model": asdict(config)}, sort_keys=False))
+        source_folder = source if source is not None and source.is_dir() else None
+        for name in TOKENIZER_FILES if source_folder else ():
+            if (source_folder / name).is_file():
+                shutil.copyfile(source_folder / name, folder / name)
 
 
 @contextlib.contextmanager

@@ -112,7 +112,7 @@ def convert(
     if wrong:
         raise ConversionError(f"{source}: wrong shape: {'; '.join(wrong)}")
 
-    write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir)
+    write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir, Path(source))
     report.append(f"wrote {tgt_fmt} checkpoint to {output_dir}")
     return report
 
