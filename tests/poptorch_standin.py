@@ -1,16 +1,28 @@
-"""A stand-in for poptorch, NOT poptorch: a fake module that only records what is called on it.
+"""A stand-in for poptorch, NOT poptorch: a fake module that records what is called on it and runs
+the model on the CPU so that the executor's loop can be exercised end to end.
 
 poptorch ships with the Graphcore Poplar SDK and cannot be installed here, so the tests hand this
-object to the code that would receive the real module. ``Options()`` returns a recorder whose
-attribute chains log ``(path, args)``, e.g. ``options.Training.gradientAccumulation(8)`` logs
-``("Training.gradientAccumulation", (8,))``. Nothing is compiled, checked or run: a test that
-passes against it shows which documented poptorch calls our code makes, not that poptorch accepts them.
+object to the code that would receive the real module (or put it in ``sys.modules["poptorch"]``).
+``Options()`` returns a recorder whose attribute chains log ``(path, args)``, e.g.
+``options.Training.gradientAccumulation(8)`` logs ``("Training.gradientAccumulation", (8,))``.
+``trainingModel`` / ``inferenceModel`` return executors that run the wrapped module's forward on the
+CPU per micro batch (backward, optimizer step and zero_grad for training), and ``DataLoader``
+yields combined batches sized as poptorch documents. What they emulate is what the executor relies
+on: the combined batch split into micro batches, outputs per ``outputMode``, a learning rate that
+changes on the device only through ``setOptimizer``, a loss that must be marked with
+``identity_loss``, and attach/detach rules. Nothing is compiled: a test that passes against it shows
+which documented poptorch calls our code makes and that the loop around them is sound, not that
+poptorch accepts them.
 """
 
 from __future__ import annotations
 
 import enum
+import math
+from types import SimpleNamespace
 from typing import Any
+
+import torch
 
 
 class AutoStage(enum.Enum):
@@ -30,16 +42,25 @@ class _RecordedCalls:
     """One attribute path of a recorder: calling it logs the call and returns the recorder, as
     poptorch's setters return the options object for chaining."""
 
-    def __init__(self, log: list[tuple[str, tuple[Any, ...]]], path: str) -> None:
-        self._log = log
+    def __init__(self, logs: tuple[list[tuple[str, tuple[Any, ...]]], ...], path: str) -> None:
+        self._logs = logs
         self._path = path
 
     def __getattr__(self, name: str) -> _RecordedCalls:
-        return _RecordedCalls(self._log, f"{self._path}.{name}" if self._path else name)
+        if name.startswith("__"):  # copy/pickle probes are not option setters
+            raise AttributeError(name)
+        return _RecordedCalls(self._logs, f"{self._path}.{name}" if self._path else name)
 
     def __call__(self, *args: Any) -> _RecordedCalls:
-        self._log.append((self._path, args))
+        for log in self._logs:
+            log.append((self._path, args))
         return self
+
+
+def option_value(options: _RecordedCalls, path: str, default: Any) -> Any:
+    """The last value set through ``path`` on this ``Options()`` object (its own log is the last)."""
+    values = [args[0] for called_path, args in options._logs[-1] if called_path == path]
+    return values[-1] if values else default
 
 
 class Strategy:
@@ -67,9 +88,17 @@ class StandinPoptorch:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.blocks: list[tuple[Any, str, int]] = []
         self.checkpointed: list[Any] = []
+        self.events: list[tuple[Any, ...]] = []  # executor and loader calls, in order, for ordering checks
+        self.executors: list[StandinExecutor] = []
+        self.loaders: list[StandinDataLoader] = []
+        self.losses: set[int] = set()  # ids of the tensors marked by identity_loss
+        self.optim = SimpleNamespace(
+            AdamW=_standin_optimizer(torch.optim.AdamW), Adam=_standin_optimizer(torch.optim.Adam),
+            SGD=_standin_optimizer(torch.optim.SGD),
+        )
 
     def Options(self) -> _RecordedCalls:
-        return _RecordedCalls(self.calls, "")
+        return _RecordedCalls((self.calls, []), "")
 
     def PipelinedExecution(self, *args: Any) -> Strategy:
         return Strategy("PipelinedExecution", *args)
@@ -85,6 +114,177 @@ class StandinPoptorch:
         self.checkpointed.append(tensor)
         return tensor
 
+    def identity_loss(self, tensor: torch.Tensor, reduction: str) -> torch.Tensor:
+        assert reduction in ("sum", "mean", "none"), reduction
+        loss = {"sum": tensor.sum, "mean": tensor.mean}.get(reduction, lambda: tensor)()
+        self.losses.add(id(loss))
+        return loss
+
+    def trainingModel(self, model: torch.nn.Module, options: _RecordedCalls, optimizer: torch.optim.Optimizer):
+        executor = StandinExecutor(self, model, options, optimizer)
+        self.executors.append(executor)
+        return executor
+
+    def inferenceModel(self, model: torch.nn.Module, options: _RecordedCalls):
+        executor = StandinExecutor(self, model, options, None)
+        self.executors.append(executor)
+        return executor
+
+    def DataLoader(self, options: _RecordedCalls, dataset, batch_size: int = 1, **kwargs: Any):
+        loader = StandinDataLoader(self, options, dataset, batch_size, **kwargs)
+        self.loaders.append(loader)
+        return loader
+
     def called(self, path: str) -> list[tuple[Any, ...]]:
         """The argument tuples of every call to ``path`` (e.g. ``"Training.gradientAccumulation"``)."""
         return [args for called_path, args in self.calls if called_path == path]
+
+
+def _standin_optimizer(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """``poptorch.optim.X``: the torch optimizer, taking (and keeping in ``ipu_options``) poptorch's extra
+    arguments; ``max_grad_norm`` clips before each step, as poptorch documents for Adam and AdamW."""
+
+    class StandinOptimizer(base):
+        IPU_ARGS = (
+            "loss_scaling", "accum_type", "first_order_momentum_accum_type", "second_order_momentum_accum_type",
+            "max_grad_norm", "velocity_scaling", "use_combined_accum",
+        )
+
+        def __init__(self, params, **kwargs: Any) -> None:
+            self.ipu_options = {key: kwargs.pop(key) for key in self.IPU_ARGS if key in kwargs}
+            super().__init__(params, **kwargs)
+
+        def clip(self) -> None:
+            limit = self.ipu_options.get("max_grad_norm", math.inf)
+            if limit != math.inf:
+                torch.nn.utils.clip_grad_norm_([p for g in self.param_groups for p in g["params"]], limit)
+
+    StandinOptimizer.__name__ = base.__name__
+    return StandinOptimizer
+
+
+class StandinDataLoader(torch.utils.data.DataLoader):
+    """``poptorch.DataLoader``: a torch DataLoader over a per-example dataset whose batches are the
+    combined batch, micro batch x device iterations x replication x gradient accumulation."""
+
+    def __init__(self, standin: StandinPoptorch, options, dataset, batch_size: int, **kwargs: Any) -> None:
+        self.micro_batch_size = batch_size
+        self.combined_batch_size = (
+            batch_size
+            * option_value(options, "deviceIterations", 1)
+            * option_value(options, "replicationFactor", 1)
+            * option_value(options, "Training.gradientAccumulation", 1)
+        )
+        self.kwargs = kwargs
+        kwargs.setdefault("drop_last", True)  # poptorch's default
+        if not kwargs["drop_last"]:
+            assert len(dataset) % self.combined_batch_size == 0, "poptorch: not divisible and drop_last=False"
+        standin.events.append(("DataLoader", batch_size, self.combined_batch_size))
+        super().__init__(dataset, batch_size=self.combined_batch_size, **kwargs)
+
+
+class StandinExecutor:
+    """``poptorch.PoplarExecutor`` on the CPU: compiles (records) on the first call, then runs the
+    combined batch as poptorch would: ``deviceIterations`` iterations of ``replicationFactor`` x
+    ``gradientAccumulation`` micro batches, one optimizer step per iteration with the gradients
+    averaged over its micro batches, at the learning rate last handed to the device."""
+
+    def __init__(self, standin: StandinPoptorch, model, options, optimizer) -> None:
+        self.standin, self.model, self.options, self.optimizer = standin, model, options, optimizer
+        self.training = optimizer is not None
+        self.kind = "training" if self.training else "inference"
+        self.compiled = self.attached = False
+        self.device_rates: list[float] = []
+        self.rates_used: list[float] = []  # the rate of every optimizer step run on the "device"
+        self.calls = 0
+
+    def _event(self, name: str, *details: Any) -> None:
+        self.standin.events.append((name, self.kind, *details))
+
+    def __call__(self, *inputs: torch.Tensor):
+        if self.compiled and not self.attached:
+            raise RuntimeError("stand-in poptorch: the executor is detached; call attachToDevice() first")
+        if not self.compiled:
+            self.compiled = self.attached = True
+            if self.training:
+                self.device_rates = [group["lr"] for group in self.optimizer.param_groups]
+            self._event("compile")
+        self.calls += 1
+        self._event("call", len(inputs[0]))
+        iterations = option_value(self.options, "deviceIterations", 1)
+        per_iteration = option_value(self.options, "replicationFactor", 1)
+        if self.training:
+            per_iteration *= option_value(self.options, "Training.gradientAccumulation", 1)
+        micro = len(inputs[0]) // (iterations * per_iteration)
+        assert micro * iterations * per_iteration == len(inputs[0]), "not a combined batch"
+        outputs = []
+        for iteration in range(iterations):
+            chunk = slice(iteration * per_iteration * micro, (iteration + 1) * per_iteration * micro)
+            outputs += self._iteration([tensor[chunk] for tensor in inputs], micro, per_iteration)
+        return self._combine(outputs)
+
+    def _iteration(self, inputs: list[torch.Tensor], micro: int, count: int) -> list[Any]:
+        outputs = []
+        if not self.training:
+            self.model.eval()
+            with torch.no_grad():
+                for m in range(count):
+                    outputs.append(self.model(*[tensor[m * micro : (m + 1) * micro] for tensor in inputs]))
+            return outputs
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        for m in range(count):
+            output = self.model(*[tensor[m * micro : (m + 1) * micro] for tensor in inputs])
+            loss = output[0] if isinstance(output, tuple) else output
+            assert id(loss) in self.standin.losses, "stand-in poptorch: the loss must come from poptorch.identity_loss"
+            (loss / count).backward()
+            outputs.append(tuple(o.detach() for o in output) if isinstance(output, tuple) else output.detach())
+        host_rates = [group["lr"] for group in self.optimizer.param_groups]
+        for group, rate in zip(self.optimizer.param_groups, self.device_rates, strict=True):
+            group["lr"] = rate
+        self.optimizer.clip()
+        self.optimizer.step()
+        self.rates_used.append(self.device_rates[0])
+        for group, rate in zip(self.optimizer.param_groups, host_rates, strict=True):
+            group["lr"] = rate
+        self.optimizer.zero_grad(set_to_none=True)
+        return outputs
+
+    def _combine(self, outputs: list[Any]) -> Any:
+        mode = option_value(self.options, "outputMode", OutputMode.Final if self.training else OutputMode.All)
+        if isinstance(outputs[0], tuple):
+            return tuple(self._combine([output[i] for output in outputs]) for i in range(len(outputs[0])))
+        if mode == OutputMode.Final:
+            return outputs[-1]
+        if mode == OutputMode.Sum:
+            return torch.stack(outputs).sum(0)
+        return torch.cat([o.reshape(1) if o.dim() == 0 else o for o in outputs])
+
+    def setOptimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        assert optimizer is self.optimizer, "the executor's own optimizer, with new hyper-parameters"
+        self.device_rates = [group["lr"] for group in optimizer.param_groups]
+        self._event("setOptimizer", self.device_rates[0])
+
+    def isCompiled(self) -> bool:
+        return self.compiled
+
+    def isAttachedToDevice(self) -> bool:
+        return self.attached
+
+    def copyWeightsToHost(self) -> None:
+        assert self.compiled, "stand-in poptorch: nothing compiled to copy from"
+        self._event("copyWeightsToHost")
+
+    def copyWeightsToDevice(self) -> None:
+        assert self.compiled, "stand-in poptorch: nothing compiled to copy to"
+        self._event("copyWeightsToDevice")
+
+    def attachToDevice(self) -> None:
+        assert self.compiled and not self.attached, "stand-in poptorch: attach needs a compiled, detached executor"
+        self.attached = True
+        self._event("attachToDevice")
+
+    def detachFromDevice(self) -> None:
+        assert self.compiled and self.attached, "stand-in poptorch: detach needs an attached executor"
+        self.attached = False
+        self._event("detachFromDevice")

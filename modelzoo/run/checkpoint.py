@@ -54,6 +54,9 @@ def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int 
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        # A full disk or a lost mount: one error line, not a traceback; nothing older was touched.
+        raise CheckpointError(f"{path}: could not write the checkpoint ({error}); earlier checkpoints are intact") from error
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -63,7 +66,14 @@ def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int 
 
 
 def rng_states() -> dict[str, Any]:
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state as tensors and plain values, so a checkpoint loads with ``weights_only=True``.
+
+    numpy's key array is stored as a tensor: a pickled ndarray would make every run.py checkpoint
+    unreadable to the weights-only loader that ``--mode eval`` and ``--checkpoint_path`` use.
+    """
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian)
+    states = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -71,18 +81,16 @@ def rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def load_training_state(path: Path) -> dict[str, Any]:
-    """A full training checkpoint (with optimizer, RNG...). Needs pickled Python objects (RNG states)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(error).splitlines()[0]})") from error
+    """A full training checkpoint (with optimizer, RNG...), read weights-only like any other .mdl file."""
+    return load_mdl(Path(path))
 
 
 def load_model_weights(model: nn.Module, path: Path, strict: bool = True) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -20,6 +22,8 @@ from tqdm import tqdm
 from modelzoo.run.distributed import DistContext
 from modelzoo.run.tasks import Task, count_loss_positions
 
+_CPU = torch.device("cpu")
+
 
 @torch.inference_mode()
 def evaluate(
@@ -27,31 +31,54 @@ def evaluate(
 ) -> dict | None:
     """Scores of ``model`` on eval_input (on rank 0; None on other ranks)."""
     loader = task.dataloader("eval_input", context)
-    collector = task.collector(complete=eval_steps is None)
     model.eval()
+
+    def outputs() -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
+        for batch in loader:
+            with setup.autocast():
+                output = model(**setup.to_device(batch, task.model_input_keys))
+            yield batch, output.logits, output.loss
+
+    return score_outputs(outputs(), task, context, model_dir, step, eval_steps, setup.device)
+
+
+def score_outputs(
+    outputs: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]],
+    task: Task,
+    context: DistContext,
+    model_dir: Path,
+    step: int,
+    eval_steps: int | None = None,
+    device: torch.device = _CPU,
+) -> dict | None:
+    """Score ``(batch, logits, mean loss)`` of each eval_input batch, however an executor ran them.
+
+    Shared by the torch and IPU executors so that both report the same figures the same way: the
+    loss is averaged over loss positions across batches, predictions go through the task's
+    collector. Only the first ``eval_steps`` batches are drawn from ``outputs`` (none beyond, so a
+    lazy producer runs no extra forward pass).
+    """
+    collector = task.collector(complete=eval_steps is None)
     loss_sum = torch.zeros((), dtype=torch.float64)
     positions = torch.zeros((), dtype=torch.float64)
-    batches = tqdm(loader, desc="eval", unit="batch", disable=not context.is_main, leave=False)
-    for index, batch in enumerate(batches):
-        if eval_steps is not None and index >= eval_steps:
-            break
-        with setup.autocast():
-            output = model(**setup.to_device(batch, task.model_input_keys))
+    batches = tqdm(islice(outputs, eval_steps), desc="eval", unit="batch", disable=not context.is_main, leave=False)
+    for batch, logits, loss in batches:
         count = count_loss_positions(batch).double()
-        loss_sum += output.loss.double().cpu() * count
+        loss_sum += loss.double().cpu() * count
         positions += count
-        collector.add(batch, output.logits)
-    totals = context.all_reduce_sum(torch.stack([loss_sum, positions]).to(setup.device)).cpu()
+        collector.add(batch, logits)
+    totals = context.all_reduce_sum(torch.stack([loss_sum, positions]).to(device)).cpu()
     results = collector.finish(context)
     if results is None:
         return None
     results["loss"] = float(totals[0] / totals[1].clamp(min=1.0))
     results["step"] = step
-    _report(results, Path(model_dir), step)
+    report(results, Path(model_dir), step)
     return results
 
 
-def _report(results: dict, model_dir: Path, step: int) -> None:
+def report(results: dict, model_dir: Path, step: int) -> None:
+    """Print the table, write ``model_dir/eval/metrics_step_{step}.json`` and the TensorBoard scalars."""
     print(f"evaluation at step {step}: loss {results['loss']:.4f}\n{results['table']}", flush=True)
     eval_dir = model_dir / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)

@@ -199,7 +199,8 @@ class Trainer:
         losses: list[float] = []
         meter = _Throughput()
         progress = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not self.context.is_main)
-        with _SignalFlag() as signals:
+        # The bar is closed however the loop ends, so an error message starts on a line of its own.
+        with _SignalFlag() as signals, progress:
             batches = self._global_batches()
             while self.step < total:
                 loss, grad_norm, samples, tokens = self._optimizer_step(next(batches))
@@ -213,11 +214,9 @@ class Trainer:
                 if self.run.save_checkpoints_steps and self.step % self.run.save_checkpoints_steps == 0:
                     self.save()
                 if signals.received is not None:
-                    progress.close()
                     raise TrainingInterrupted(signals.received, self.step, self.save())
                 if on_step is not None:
                     on_step(self.step)
-        progress.close()
         if latest_checkpoint(self.model_dir) != checkpoint_file(self.model_dir, self.step):
             self.save()
         self.context.barrier()
