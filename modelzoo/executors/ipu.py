@@ -43,8 +43,8 @@ from modelzoo.executors.ipu_config import (
     require_poptorch,
     resolve_ipu_params,
 )
-from modelzoo.executors.torch_runner import _checkpoint_step, _say, _start_from
-from modelzoo.run.checkpoint import checkpoint_file, latest_checkpoint, load_model_weights
+from modelzoo.executors.torch_runner import say, start_from
+from modelzoo.run.checkpoint import checkpoint_file, checkpoint_step, latest_checkpoint, load_model_weights
 from modelzoo.run.distributed import DistContext
 from modelzoo.run.evaluation import score_outputs
 from modelzoo.run.optimizer import build_lr_scheduler, parameter_groups
@@ -53,10 +53,10 @@ from modelzoo.run.tasks import Task, build_task, count_loss_positions, count_rea
 from modelzoo.run.trainer import (
     DeviceSetup,
     NonFiniteLossError,
+    SignalFlag,
+    Throughput,
     Trainer,
     TrainingInterrupted,
-    _SignalFlag,
-    _Throughput,
 )
 from modelzoo.tools.checkpoint_files import CheckpointError
 
@@ -99,7 +99,7 @@ def run(params: Params, mode: str, strict_loading: bool = True) -> None:
         if mode == "eval":
             for line in load_model_weights(model, checkpoint, strict_loading):
                 print(line, flush=True)
-            evaluator.evaluate(model_dir, _checkpoint_step(checkpoint), run_config.eval_steps)
+            evaluator.evaluate(model_dir, checkpoint_step(checkpoint), run_config.eval_steps)
             return
         _train(params, mode, task, model, poptorch, ipu, train_plan, evaluator, strict_loading)
     finally:
@@ -150,9 +150,9 @@ def _train(params, mode, task, model, poptorch, ipu, train_plan, evaluator, stri
     try:
         resumed = trainer.resume_from_latest()
         if resumed is not None:
-            _say(_SINGLE_PROCESS, f"resumed from {resumed} (step {trainer.step})")
+            say(_SINGLE_PROCESS, f"resumed from {resumed} (step {trainer.step})")
         elif run_config.checkpoint_path:
-            _start_from(
+            start_from(
                 trainer, Path(run_config.checkpoint_path), run_config.load_checkpoint_states, strict_loading, _SINGLE_PROCESS
             )
         on_step = None
@@ -306,10 +306,10 @@ class IpuTrainer(Trainer):
         total = self.total_steps(calls_per_epoch * per_call)  # whole host calls: max_steps was checked
         keys = self.task.model_input_keys
         losses: list[float] = []
-        meter = _Throughput()
+        meter = Throughput()
         progress = tqdm(total=total, initial=self.step, desc="train", unit="step")
         self.model.train()
-        with _SignalFlag() as signals:
+        with SignalFlag() as signals:
             batches = self._combined_batches()
             while self.step < total:
                 batch = next(batches)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from modelzoo.run.checkpoint import latest_checkpoint, load_model_weights
+from modelzoo.run.checkpoint import checkpoint_step, latest_checkpoint, load_model_weights
 from modelzoo.run.distributed import init_distributed, shutdown_distributed
 from modelzoo.run.evaluation import evaluate
 from modelzoo.run.params import Params, save_params
@@ -39,17 +39,17 @@ def run_on_torch_device(params: Params, mode: str, device: torch.device, backend
             save_params(params, model_dir / mode / "params.yaml")
         if mode == "eval":
             for line in load_model_weights(model, checkpoint, strict_loading):
-                _say(context, line)
-            step = _checkpoint_step(checkpoint)
+                say(context, line)
+            step = checkpoint_step(checkpoint)
             evaluate(model.to(device), task, setup, context, model_dir, step, run.eval_steps)
             return
         trainer = Trainer(params, task, model, setup, context, model_dir)
         try:
             resumed = trainer.resume_from_latest()
             if resumed is not None:
-                _say(context, f"resumed from {resumed} (step {trainer.step})")
+                say(context, f"resumed from {resumed} (step {trainer.step})")
             elif run.checkpoint_path:
-                _start_from(trainer, Path(run.checkpoint_path), run.load_checkpoint_states, strict_loading, context)
+                start_from(trainer, Path(run.checkpoint_path), run.load_checkpoint_states, strict_loading, context)
             on_step = None
             if mode == "train_and_eval" and run.eval_frequency:
                 def on_step(step: int) -> None:
@@ -64,21 +64,18 @@ def run_on_torch_device(params: Params, mode: str, device: torch.device, backend
         shutdown_distributed()
 
 
-def _start_from(trainer: Trainer, path: Path, states: str | None, strict: bool, context) -> None:
+def start_from(trainer: Trainer, path: Path, states: str | None, strict: bool, context) -> None:
     """Fine-tuning start: weights only ('model'), or the whole training state of a run.py checkpoint."""
     if states == "model":
         for line in load_model_weights(trainer.model, path, strict):
-            _say(context, line)
+            say(context, line)
     else:
         trainer.load_state(path)
-        _say(context, f"restored the full training state of {path} (step {trainer.step})")
+        say(context, f"restored the full training state of {path} (step {trainer.step})")
 
 
-def _checkpoint_step(path: Path) -> int:
-    stem = Path(path).stem
-    return int(stem.rsplit("_", 1)[1]) if stem.startswith("checkpoint_") else 0
 
 
-def _say(context, line: str) -> None:
+def say(context, line: str) -> None:
     if context.is_main:
         print(line, flush=True)

@@ -28,6 +28,12 @@ def checkpoint_file(model_dir: Path, step: int) -> Path:
     return Path(model_dir) / f"checkpoint_{step}.mdl"
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step in a ``checkpoint_{step}.mdl`` name; 0 for any other file (e.g. a converted model.mdl)."""
+    match = _CHECKPOINT_NAME.match(Path(path).name)
+    return int(match.group(1)) if match else 0
+
+
 def list_checkpoints(model_dir: Path) -> list[tuple[int, Path]]:
     """``(step, path)`` of every checkpoint in ``model_dir``, oldest first."""
     found = []

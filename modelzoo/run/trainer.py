@@ -80,14 +80,14 @@ class DeviceSetup:
         return {key: batch[key].to(self.device, non_blocking=non_blocking) for key in keys if key in batch}
 
 
-class _SignalFlag:
+class SignalFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks between steps (handlers restored on exit)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous = {}
 
-    def __enter__(self) -> _SignalFlag:
+    def __enter__(self) -> SignalFlag:
         for number in (signal.SIGINT, signal.SIGTERM):
             self._previous[number] = signal.signal(number, self._handle)
         return self
@@ -197,10 +197,10 @@ class Trainer:
             )
         total = self.total_steps(batches_per_epoch)
         losses: list[float] = []
-        meter = _Throughput()
+        meter = Throughput()
         progress = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not self.context.is_main)
         # The bar is closed however the loop ends, so an error message starts on a line of its own.
-        with _SignalFlag() as signals, progress:
+        with SignalFlag() as signals, progress:
             batches = self._global_batches()
             while self.step < total:
                 loss, grad_norm, samples, tokens = self._optimizer_step(next(batches))
@@ -257,7 +257,7 @@ class Trainer:
         totals = self.context.all_reduce_sum(torch.tensor([samples, tokens], device=self.setup.device))
         return loss, float(grad_norm), int(totals[0]), int(totals[1])
 
-    def _log(self, loss: float, grad_norm: float, meter: _Throughput, progress: tqdm) -> None:
+    def _log(self, loss: float, grad_norm: float, meter: Throughput, progress: tqdm) -> None:
         if not self.context.is_main:
             return
         samples_per_s, tokens_per_s = meter.rates()
@@ -281,7 +281,7 @@ class Trainer:
             self.writer.close()
 
 
-class _Throughput:
+class Throughput:
     """Samples and real tokens per second since the last report."""
 
     def __init__(self) -> None:
