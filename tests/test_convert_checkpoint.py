@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 
+from modelzoo.bert import PackedBertForSequenceClassification
 from modelzoo.tools.checkpoint_files import read_checkpoint
 from modelzoo.tools.convert_checkpoint import main
-from tests.hf_reference import small_hf_token_classifier
+from tests.hf_reference import SMALL_HF_CONFIG, small_hf_token_classifier
 
 
 @pytest.fixture()
@@ -116,3 +118,20 @@ def test_tokenizer_files_travel_with_the_weights(hf_dir, tmp_path, capsys):
     (hf_dir / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
     _run(capsys, "convert", hf_dir, "--src-fmt", "hf", "--tgt-fmt", "modelzoo", "--output-dir", tmp_path / "mz")
     assert (tmp_path / "mz" / "vocab.txt").read_text() == "[PAD]\n[UNK]\nhello\n"
+
+
+def test_sequence_classifier_keeps_the_pretrained_pooler(tmp_path, capsys):
+    """--model bert-sequence-classification: pooler kept, fresh head, a config run.py builds the packed classifier from."""
+    torch.manual_seed(0)
+    base = transformers.BertModel(transformers.BertConfig(**{k: v for k, v in SMALL_HF_CONFIG.items() if k != "num_labels"}))
+    base.save_pretrained(tmp_path / "base")
+    code, out, _ = _run(capsys, "convert", tmp_path / "base", "--src-fmt", "hf", "--tgt-fmt", "modelzoo", "--output-dir",
+                        tmp_path / "sc", "--num-labels", 2, "--model", "bert-sequence-classification")
+    assert code == 0 and "fresh classifier with 2 labels" in out and "dropped" not in out
+    state_dict, config = read_checkpoint(tmp_path / "sc", "modelzoo")
+    assert config.head == "sequence_classification" and config.use_pooler and config.num_classes == 2
+    assert torch.equal(state_dict["bert.pooler.dense.weight"], base.pooler.dense.weight)
+    PackedBertForSequenceClassification(config).load_state_dict(state_dict)  # strict: every key in place
+    code, _, err = _run(capsys, "convert", tmp_path / "base", "--src-fmt", "hf", "--tgt-fmt", "modelzoo", "--output-dir",
+                        tmp_path / "none", "--model", "bert-sequence-classification")
+    assert code != 0 and "give --num-labels" in err

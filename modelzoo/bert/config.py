@@ -13,6 +13,7 @@ from typing import Any, Literal
 from modelzoo.common.schema import ParamsError, build, param
 
 Nonlinearity = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"]
+Head = Literal["token_classification", "sequence_classification"]
 
 # Hugging Face config.json key -> our key, where the two differ.
 HF_CONFIG_NAMES = {
@@ -60,7 +61,11 @@ class BertConfig:
     num_classes: int = param(7, "labels of the classifier (7 = [PAD] B I O X [CLS] [SEP])")
     use_pooler: bool = param(False, "build the tanh pooler over [CLS] (sequence classification needs it)")
     max_sequences_per_pack: int = param(
-        1, "sequences per packed row for the packed sequence classifier (1 = no packing)"
+        1, "[CLS] slots at the end of every row of the sequence classifier (= its input's max_sequences_per_pack)"
+    )
+    head: Head = param(
+        "token_classification",
+        "the task: token_classification (NER CSVs) or sequence_classification (classifier CSVs, packed pooler)",
     )
 
     def __post_init__(self) -> None:
@@ -71,7 +76,12 @@ class BertConfig:
         for name in ("dropout_rate", "attention_dropout_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ParamsError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
-        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size", "num_classes")
+        if self.head == "sequence_classification" and not self.use_pooler:
+            raise ParamsError("model.use_pooler must be true with model.head: sequence_classification (the pooler reads [CLS])")
+        positive = (
+            "vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size", "num_classes",
+            "max_sequences_per_pack",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ParamsError(f"model.{name} must be >= 1, got {getattr(self, name)}")

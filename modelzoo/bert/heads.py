@@ -36,13 +36,8 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_mask: 
     return (per_position * weights).sum() / weights.sum().clamp(min=1.0)
 
 
-class BertForTokenClassification(nn.Module):
-    """BERT + dropout + linear over every position (NER); packed rows use the same head and mask.
-
-    ``loss_mask`` picks the positions the loss counts (the readers set it on first word pieces,
-    and on ``[CLS]``/``[SEP]``/``X`` only when the input config asks). Without it, every
-    non-padding position whose label is not -100 counts.
-    """
+class _BertWithClassifier(nn.Module):
+    """The encoder, then dropout and a linear classifier: what both heads share."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -51,6 +46,15 @@ class BertForTokenClassification(nn.Module):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_classes)
         init_weights(self.classifier, config)
+
+
+class BertForTokenClassification(_BertWithClassifier):
+    """BERT + dropout + linear over every position (NER); packed rows use the same head and mask.
+
+    ``loss_mask`` picks the positions the loss counts (the readers set it on first word pieces,
+    and on ``[CLS]``/``[SEP]``/``X`` only when the input config asks). Without it, every
+    non-padding position whose label is not -100 counts.
+    """
 
     def forward(
         self,
@@ -70,7 +74,7 @@ class BertForTokenClassification(nn.Module):
         return ModelOutput(logits, masked_cross_entropy(logits, labels, loss_mask))
 
 
-class PackedBertForSequenceClassification(nn.Module):
+class PackedBertForSequenceClassification(_BertWithClassifier):
     """BERT classifying every sequence of a packed row (SST-2 style), one [CLS] each.
 
     The packer moves the [CLS] of each of a row's (up to) ``max_sequences_per_pack`` sequences to
@@ -81,14 +85,9 @@ class PackedBertForSequenceClassification(nn.Module):
     """
 
     def __init__(self, config: BertConfig) -> None:
-        super().__init__()
         if not config.use_pooler:
             raise ValueError("PackedBertForSequenceClassification needs model.use_pooler: true")
-        self.config = config
-        self.bert = BertModel(config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_classes)
-        init_weights(self.classifier, config)
+        super().__init__(config)
 
     def forward(
         self,

@@ -1,13 +1,14 @@
 """Reader for the classifier CSV folders of ``data_processing/write_csv_classifier.py``.
 
-The folder is parsed once into int32 arrays, one row per model input row:
-
-* unpacked: ``input_ids``, ``attention_mask`` (1 real, 0 pad), ``token_type_ids`` of shape
-  ``[max_sequence_length]`` and a scalar ``labels`` per row;
-* packed (``PackingParams.packing``): ``input_ids``, ``attention_mask`` (sequence index 1..k, 0 for
-  padding), ``token_type_ids``, ``position_ids`` of shape ``[max_sequence_length]`` and ``labels`` of
-  shape ``[max_sequences_per_pack]`` (-100 for empty slots) per row, in the layout of
-  :func:`modelzoo.data.packing.pack_classification_examples`.
+The folder is parsed once into int32 arrays in the layout of the packed sequence classifier
+(:func:`modelzoo.data.packing.pack_classification_examples`), one row per model input row:
+``input_ids``, ``attention_mask`` (sequence index 1..k, 0 for padding), ``token_type_ids``,
+``position_ids`` of shape ``[max_sequence_length]``; ``labels`` of shape ``[S]`` (-100 for empty
+slots); and ``sequence_index`` of shape ``[S]``, the CSV example in each slot (-1 for empty), so
+that evaluation can check that every example is scored exactly once. Every row reserves its last
+``S`` positions for the [CLS] of its sequences, packed or not: with ``packing`` off a row holds one
+sequence (S = 1 is plain sequence classification with [CLS] moved to the end, which changes nothing
+but where [CLS] sits: attention does not depend on order, and its position id is still 0).
 
 Packing happens here rather than offline: the strategy for a whole data set takes milliseconds, and
 keeping the CSV unpacked lets one file serve any ``max_sequence_length`` and pack size. Which
@@ -16,24 +17,24 @@ every epoch like that of plain examples.
 
 Batching, shuffling and sharding are those of the NER reader (``ShardedBatchSampler``): the order of
 an epoch depends only on ``(shuffle_seed, epoch)``, ranks get disjoint contiguous shares of it, and
-data-loader workers serve whole batches in turn.
+data-loader workers serve whole batches in turn. ``batch_size`` counts rows, so a packed batch holds
+several times as many sequences.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
-from modelzoo.common.schema import ParamsError, param
 from modelzoo.data.errors import DataFileError
 from modelzoo.data.ner_dataset import LABEL_VOCAB_FILE, ShardedBatchSampler, numpy_to_torch, read_meta
 from modelzoo.data.packing import (
+    Algorithm,
     PackingStats,
     assign_sequences,
     pack_classification_examples,
@@ -43,23 +44,6 @@ from modelzoo.data.params import InputParams
 from modelzoo.data.text_files import read_utf8_text
 
 CSV_COLUMNS = ["input_ids", "token_type_ids", "labels"]
-
-
-@dataclasses.dataclass
-class PackingParams:
-    """The packing keys of a ``train_input`` / ``eval_input`` section (to join ``InputParams``)."""
-
-    packing: bool = param(False, "pack several sequences into each row (histogram packing)")
-    max_sequences_per_pack: int = param(
-        6, "most sequences in one packed row; classification reserves the row's last this-many positions for their [CLS]"
-    )
-    packing_algorithm: Literal["spfhp", "lpfhp"] = param(
-        "spfhp", "histogram packing: shortest-pack-first (spfhp) or longest-pack-first (lpfhp)"
-    )
-
-    def __post_init__(self) -> None:
-        if self.max_sequences_per_pack < 1:
-            raise ParamsError(f"max_sequences_per_pack: must be at least 1, got {self.max_sequences_per_pack}")
 
 
 def read_classifier_csv(folder: Path, max_sequence_length: int) -> tuple[list[dict], dict[str, int]]:
@@ -107,40 +91,50 @@ def _parse_row(shard: Path, line_number: int, row: list[str], max_sequence_lengt
 
 
 class ClassifierDataset(Dataset):
-    """A split folder held as padded or packed int32 arrays; index it with an int or an array of indices."""
+    """A split folder held as packed-layout int32 arrays; index it with an int or an array of indices."""
 
     def __init__(
-        self, data_dir: str | Path, max_sequence_length: int, packing: PackingParams | None = None, seed: int = 0
+        self,
+        data_dir: str | Path,
+        max_sequence_length: int,
+        max_sequences_per_pack: int = 1,
+        packing: bool = False,
+        algorithm: Algorithm = "lpfhp",
+        seed: int = 0,
     ):
-        """``seed`` draws which sequences share a pack (packing only)."""
+        """Rows of ``max_sequences_per_pack`` [CLS] slots holding one sequence each, or packed (``packing``).
+
+        ``seed`` draws which sequences share a pack (packing only).
+        """
         self.examples, self.label2id = read_classifier_csv(Path(data_dir), max_sequence_length)
         self.max_sequence_length = max_sequence_length
         self.lengths = np.array([len(example["input_ids"]) for example in self.examples], dtype=np.int64)
         self.packing_stats: PackingStats | None = None
-        if packing is not None and packing.packing:
-            slots = packing.max_sequences_per_pack
-            strategy, self.packing_stats = plan_classification_packing(
-                self.lengths, max_sequence_length, slots, packing.packing_algorithm
+        slots = max_sequences_per_pack
+        longest = max_sequence_length - slots + 1  # its body and the row's [CLS] slots fill the row
+        too_long = np.flatnonzero(self.lengths > longest)
+        if too_long.size:
+            raise DataFileError(
+                Path(data_dir), None, f"{too_long.size} examples (the first is number {too_long[0]}) have more than "
+                f"{longest} tokens, which is all a row of {max_sequence_length} with {slots} [CLS] slots holds: "
+                f"rewrite the CSV with --max_seq_length {longest} or raise max_sequence_length"
             )
+        if packing:
+            strategy, self.packing_stats = plan_classification_packing(self.lengths, max_sequence_length, slots, algorithm)
             packs = assign_sequences(self.lengths - 1, strategy, slots, seed)
-            self.features = pack_classification_examples(self.examples, packs, max_sequence_length)
         else:
-            self.features = self._padded()
+            packs = np.full((len(self.examples), slots), -1, dtype=np.int64)
+            packs[:, 0] = np.arange(len(self.examples))
+        self.features = pack_classification_examples(self.examples, packs, max_sequence_length)
+        self.features["sequence_index"] = packs.astype(np.int32)
 
     @classmethod
-    def from_params(cls, params: InputParams, packing: PackingParams) -> ClassifierDataset:
-        return cls(params.data_dir, params.max_sequence_length, packing, params.shuffle_seed)
-
-    def _padded(self) -> dict[str, np.ndarray]:
-        shape = (len(self.examples), self.max_sequence_length)
-        features = {name: np.zeros(shape, dtype=np.int32) for name in ("input_ids", "attention_mask", "token_type_ids")}
-        for row, example in enumerate(self.examples):
-            length = len(example["input_ids"])
-            features["input_ids"][row, :length] = example["input_ids"]
-            features["token_type_ids"][row, :length] = example["token_type_ids"]
-            features["attention_mask"][row, :length] = 1
-        features["labels"] = np.array([example["labels"] for example in self.examples], dtype=np.int32)
-        return features
+    def from_params(cls, params: InputParams, max_sequences_per_pack: int) -> ClassifierDataset:
+        """The split of an input section, rows with ``max_sequences_per_pack`` [CLS] slots (the model's)."""
+        return cls(
+            params.data_dir, params.max_sequence_length, max_sequences_per_pack, params.packing,
+            params.packing_algorithm, params.shuffle_seed,
+        )
 
     def __len__(self) -> int:
         return len(self.features["input_ids"])
@@ -151,7 +145,7 @@ class ClassifierDataset(Dataset):
 
 def build_classifier_dataloader(
     params: InputParams,
-    packing: PackingParams,
+    max_sequences_per_pack: int = 1,
     rank: int = 0,
     world_size: int = 1,
     epoch: int = 0,
@@ -162,10 +156,10 @@ def build_classifier_dataloader(
     """The batches of ``params.data_dir`` for one rank (rows are packs when packing); as the NER reader's.
 
     Keep the loader and call ``loader.sampler.set_epoch(e)`` to reshuffle, or pass ``dataset`` to reuse
-    one already parsed.
+    one already parsed (``max_sequences_per_pack`` is then the dataset's).
     """
     if dataset is None:
-        dataset = ClassifierDataset.from_params(params, packing)
+        dataset = ClassifierDataset.from_params(params, max_sequences_per_pack)
     sampler = ShardedBatchSampler(
         len(dataset), params.batch_size, shuffle=params.shuffle, seed=params.shuffle_seed,
         rank=rank, world_size=world_size, drop_last=params.drop_last, epoch=epoch,
@@ -173,4 +167,6 @@ def build_classifier_dataloader(
     return DataLoader(
         dataset, batch_size=None, sampler=sampler, num_workers=params.num_workers,
         collate_fn=numpy_to_torch, pin_memory=pin_memory,
+        # As the NER loader: its own generator for worker seeds leaves the global (dropout) RNG alone.
+        generator=torch.Generator().manual_seed(params.shuffle_seed),
     )

@@ -6,6 +6,14 @@ collating. Besides the five model inputs (:data:`MODEL_INPUT_KEYS`) every batch 
 :data:`METADATA_KEYS`, which tie each position back to a word of the raw file for evaluation.
 CSVs written by Cerebras' own script (``tokens,labels`` only) are read too: the word index is then
 derived from the ``X`` labels and every example counts as its own sentence.
+
+With ``packing`` on, the examples are packed once, when the folder is read (the histogram strategy
+takes milliseconds; which examples share a row is drawn from ``shuffle_seed``), and a row is a
+pack: ``input_ids``, ``attention_mask`` (sequence index 1..k, 0 for padding), ``token_type_ids``,
+``position_ids`` (restarting at 0 per sequence), ``labels``, ``loss_mask`` and ``word_index`` of
+shape ``[max_sequence_length]``, and ``sentence_index`` of shape ``[max_sequences_per_pack]`` (-1 for
+an empty slot): the sentence of a token is ``sentence_index[attention_mask - 1]``. Batching,
+shuffling and sharding then work on packs exactly as on examples.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from modelzoo.data.errors import DataFileError
+from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, pack_token_examples, plan_packing
 from modelzoo.data.params import InputParams
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import (
@@ -33,6 +42,8 @@ from modelzoo.data.vocab import (
 )
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "loss_mask")
+PACKED_MODEL_INPUT_KEYS = (*MODEL_INPUT_KEYS, "position_ids")
+TOKEN_KEYS = ("input_ids", "token_type_ids", "labels", "loss_mask", "word_index")
 METADATA_KEYS = ("sentence_index", "word_index")
 META_FILE = "meta.dat"
 LABEL_VOCAB_FILE = "label2id.json"
@@ -40,11 +51,12 @@ NO_WORD = -1
 
 
 class NerCsvDataset(Dataset):
-    """A split folder held as padded int32 arrays; index it with an int or with an array of indices.
+    """A split folder held as padded (or packed) int32 arrays; index it with an int or an array of indices.
 
-    ``dataset[i]`` gives one example (arrays of shape ``[max_sequence_length]``), ``dataset[array]``
+    ``dataset[i]`` gives one row (arrays of shape ``[max_sequence_length]``), ``dataset[array]``
     a whole batch (``[len(array), max_sequence_length]``); ``sentence_index`` is one int per example
-    and ``word_index`` is -1 on [CLS], [SEP] and padding.
+    (``[max_sequences_per_pack]`` per pack) and ``word_index`` is -1 on [CLS], [SEP] and padding.
+    ``example_features`` always holds the unpacked examples (evaluation reads the gold words there).
     """
 
     def __init__(
@@ -54,7 +66,11 @@ class NerCsvDataset(Dataset):
         max_sequence_length: int = 128,
         label_vocab_file: str | Path | None = None,
         include_special_labels_in_loss: bool = False,
+        max_sequences_per_pack: int | None = None,
+        packing_algorithm: Algorithm = "lpfhp",
+        seed: int = 0,
     ):
+        """``max_sequences_per_pack`` None: one example per row; otherwise rows are packs, drawn from ``seed``."""
         self.data_dir = Path(data_dir)
         if vocab_file is None:
             raise DataFileError(self.data_dir, None, "vocab_file is needed to turn the CSV's word pieces into ids")
@@ -70,7 +86,16 @@ class NerCsvDataset(Dataset):
                 raise DataFileError(
                     self.data_dir / META_FILE, meta_line, f"says {expected_count} examples in {path.name}, found {count}"
                 )
-        self.features = rows.to_features(include_special_labels_in_loss)
+        self.example_features = rows.to_features(include_special_labels_in_loss)
+        self.lengths = np.asarray(rows.lengths, dtype=np.int64)
+        self.features = self.example_features
+        self.packing_stats: PackingStats | None = None
+        if max_sequences_per_pack is not None:
+            strategy, self.packing_stats = plan_packing(
+                self.lengths, max_sequence_length, max_sequences_per_pack, packing_algorithm
+            )
+            packs = assign_sequences(self.lengths, strategy, max_sequences_per_pack, seed)
+            self.features = pack_token_examples(self._examples(), packs, max_sequence_length)
 
     @classmethod
     def from_params(cls, params: InputParams) -> NerCsvDataset:
@@ -80,10 +105,21 @@ class NerCsvDataset(Dataset):
             params.max_sequence_length,
             params.label_vocab_file,
             params.include_special_labels_in_loss,
+            params.max_sequences_per_pack if params.packing else None,
+            params.packing_algorithm,
+            params.shuffle_seed,
         )
 
+    def _examples(self) -> list[dict[str, np.ndarray | int]]:
+        """Each example unpadded, as :func:`modelzoo.data.packing.pack_token_examples` takes them."""
+        features = self.example_features
+        return [
+            {**{name: features[name][row, :length] for name in TOKEN_KEYS}, "sentence_index": features["sentence_index"][row]}
+            for row, length in enumerate(self.lengths)
+        ]
+
     def __len__(self) -> int:
-        return len(self.features["sentence_index"])
+        return len(self.features["input_ids"])
 
     def __getitem__(self, index: int | np.ndarray) -> dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.features.items()}
@@ -94,10 +130,10 @@ class NerCsvDataset(Dataset):
         Fails if some word of a sentence is covered by no example or by two, since evaluation
         would then silently score a different set of words than the raw file holds.
         """
-        labels, word_index = self.features["labels"], self.features["word_index"]
+        labels, word_index = self.example_features["labels"], self.example_features["word_index"]
         first_piece = (word_index != NO_WORD) & (labels != self.label2id[CONTINUATION_LABEL])
         example_of_piece, _ = np.nonzero(first_piece)
-        sentence_of_piece = self.features["sentence_index"][example_of_piece]
+        sentence_of_piece = self.example_features["sentence_index"][example_of_piece]
         word_of_piece = word_index[first_piece]
         label_of_piece = labels[first_piece]
         order = np.lexsort((word_of_piece, sentence_of_piece))
@@ -253,6 +289,10 @@ class ShardedBatchSampler(Sampler):
     same number of full batches (DDP needs that) and the run equals one process with the global
     batch. Without it (evaluation) the order is cut into ``world_size`` contiguous shares: no
     example is dropped, and shares differ by at most one example.
+
+    The indices are rows, whatever a row holds: with packing, ``batch_size`` counts packs and
+    ``drop_last`` drops up to ``batch_size * world_size - 1`` whole packs per epoch (several
+    sequences each; a different set every epoch when shuffling). Evaluation never drops any.
     """
 
     def __init__(

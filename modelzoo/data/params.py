@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from modelzoo.common.schema import ParamsError, param
 
@@ -15,7 +16,7 @@ class InputParams:
     vocab_file: str | None = param(None, "WordPiece vocab.txt that maps the CSV's pieces to ids (needed)")
     label_vocab_file: str | None = param(None, "label -> id JSON; null means data_dir/label2id.json")
     max_sequence_length: int = param(128, "tokens per example after padding; must hold the folder's longest")
-    batch_size: int = param(32, "examples per batch (per rank with several ranks)")
+    batch_size: int = param(32, "rows per batch (per rank with several ranks); a packed row holds several sequences")
     shuffle: bool = param(True, "reshuffle the examples every epoch (set false to keep file order)")
     shuffle_seed: int = param(0, "seed of the shuffle; epoch e uses (shuffle_seed, e)")
     num_workers: int = param(0, "data-loader worker processes (0: load in the main process)")
@@ -24,9 +25,24 @@ class InputParams:
         False, "loss_mask also 1 on [CLS], [SEP] and X positions (default: first word pieces only)"
     )
 
+    packing: bool = param(False, "pack several sequences into each row (histogram packing, drawn once from shuffle_seed)")
+    max_sequences_per_pack: int = param(
+        6, "most sequences in one packed row (sequence classification: must equal model.max_sequences_per_pack)"
+    )
+    packing_algorithm: Literal["spfhp", "lpfhp"] = param(
+        "lpfhp", "longest-pack-first (lpfhp, the denser packing on our data) or shortest-pack-first (spfhp)"
+    )
+
     def __post_init__(self) -> None:
-        minimums = {"max_sequence_length": 3, "batch_size": 1, "shuffle_seed": 0, "num_workers": 0}
+        minimums = {
+            "max_sequence_length": 3, "batch_size": 1, "shuffle_seed": 0, "num_workers": 0, "max_sequences_per_pack": 1
+        }
         for key, minimum in minimums.items():
             value = getattr(self, key)
             if value < minimum:
                 raise ParamsError(f"{key}: must be at least {minimum}, got {value}")
+        if self.max_sequences_per_pack >= self.max_sequence_length:
+            raise ParamsError(
+                f"max_sequences_per_pack: must be below max_sequence_length ({self.max_sequence_length}), "
+                f"got {self.max_sequences_per_pack}"
+            )

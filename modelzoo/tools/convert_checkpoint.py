@@ -1,14 +1,15 @@
 """Convert BERT checkpoints between Hugging Face, this project and Cerebras model-zoo 1.9 naming.
 
     python -m modelzoo.tools.convert_checkpoint convert SRC --src-fmt hf --tgt-fmt modelzoo \\
-        --output-dir DIR [--num-labels N] [--drop-unmatched-keys]
+        --output-dir DIR [--num-labels N] [--model bert-sequence-classification] [--drop-unmatched-keys]
     python -m modelzoo.tools.convert_checkpoint list
     python -m modelzoo.tools.convert_checkpoint diff A B
 
 Every key is accounted for: the source is mapped to canonical names, compared with the keys and
 shapes the target model has, and any missing, unexpected or mis-shaped tensor stops the
 conversion by name (unexpected ones may be dropped on purpose with --drop-unmatched-keys). A base
-BertModel becomes a token classifier with a freshly initialised head when --num-labels is given.
+BertModel becomes a token classifier with a freshly initialised head when --num-labels is given, or
+a (packed) sequence classifier, which keeps the pretrained pooler, with --model bert-sequence-classification.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from pathlib import Path
 
 import torch
 
-from modelzoo.bert import BertConfig, BertForTokenClassification, BertModel
+from modelzoo.bert import (
+    BertConfig,
+    BertForTokenClassification,
+    BertModel,
+    PackedBertForSequenceClassification,
+)
 from modelzoo.bert.model import init_weights
 from modelzoo.tools.bert_naming import FORMATS, KeyMappingError, from_canonical, to_canonical
 from modelzoo.tools.checkpoint_files import (
@@ -39,7 +45,10 @@ FORMAT_DOCS = {
 MODEL_DOCS = {
     "bert": "BertModel (encoder, optional pooler): what pretrained checkpoints hold",
     "bert-token-classification": "BertForTokenClassification (encoder + dropout + linear per token)",
+    "bert-sequence-classification": "PackedBertForSequenceClassification (encoder + pooler + linear per [CLS])",
 }
+# --model -> the model.head it writes (the classifier models only; a bare BertModel has no head).
+MODEL_HEADS = {"bert-token-classification": "token_classification", "bert-sequence-classification": "sequence_classification"}
 
 
 class ConversionError(RuntimeError):
@@ -49,7 +58,12 @@ class ConversionError(RuntimeError):
 def expected_shapes(config: BertConfig, with_classifier: bool) -> dict[str, torch.Size]:
     """Canonical key -> shape of the model the target describes, built on the meta device (no memory)."""
     with torch.device("meta"):
-        model = BertForTokenClassification(config) if with_classifier else _BaseModel(config)
+        if not with_classifier:
+            model = _BaseModel(config)
+        elif config.head == "sequence_classification":
+            model = PackedBertForSequenceClassification(config)
+        else:
+            model = BertForTokenClassification(config)
     canonical, _ = to_canonical(model.state_dict(), "modelzoo")
     return {key: tensor.shape for key, tensor in canonical.items()}
 
@@ -70,8 +84,13 @@ def convert(
     num_labels: int | None = None,
     drop_unmatched_keys: bool = False,
     seed: int = 0,
+    model: str | None = None,
 ) -> list[str]:
-    """Convert ``source`` and write ``output_dir``; returns the report lines (what was dropped or made)."""
+    """Convert ``source`` and write ``output_dir``; returns the report lines (what was dropped or made).
+
+    ``model`` (a key of :data:`MODEL_HEADS`) picks the classifier head; None keeps the source's
+    ``model.head`` (token classification for Hugging Face folders).
+    """
     state_dict, config = read_checkpoint(source, src_fmt)
     try:
         canonical, dropped = to_canonical(state_dict, src_fmt, drop_unmatched_keys)
@@ -90,10 +109,13 @@ def convert(
         if "classifier.weight" not in canonical:
             canonical.update(_fresh_classifier(config, seed))
             report.append(f"initialised a fresh classifier with {num_labels} labels (seed {seed})")
+    head = MODEL_HEADS[model] if model is not None else config.head
     if not with_classifier:
+        if head == "sequence_classification":
+            raise ConversionError(f"{source}: has no classifier; give --num-labels to make a sequence classifier")
         config = dataclasses.replace(config, use_pooler="bert.pooler.dense.weight" in canonical)
-    else:
-        config = dataclasses.replace(config, use_pooler=False)
+    else:  # a sequence classifier keeps the pretrained pooler, a token classifier has none
+        config = dataclasses.replace(config, head=head, use_pooler=head == "sequence_classification")
 
     expected = expected_shapes(config, with_classifier)
     missing = sorted(set(expected) - set(canonical))
@@ -171,6 +193,9 @@ def _parser() -> argparse.ArgumentParser:
         "--drop-unmatched-keys", action="store_true", help="drop source tensors the target model has no place for"
     )
     convert_cmd.add_argument("--seed", type=int, default=0, help="seed of a freshly initialised classifier")
+    convert_cmd.add_argument(
+        "--model", choices=MODEL_HEADS, help="classifier to write (default: the source's, else bert-token-classification)"
+    )
     commands.add_parser("list", help="list the formats and models")
     diff_cmd = commands.add_parser("diff", help="compare two checkpoints tensor by tensor (exit 1 if different)")
     diff_cmd.add_argument("a", type=Path)
@@ -192,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(lines))
             return 0 if identical else 1
         report = convert(
-            args.source, args.src_fmt, args.tgt_fmt, args.output_dir, args.num_labels, args.drop_unmatched_keys, args.seed
+            args.source, args.src_fmt, args.tgt_fmt, args.output_dir, args.num_labels, args.drop_unmatched_keys, args.seed,
+            args.model,
         )
         print("\n".join(report))
         return 0
