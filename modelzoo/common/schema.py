@@ -133,5 +133,6 @@ def describe(cls: type, section: str) -> str:
             default = repr(f.default_factory())
         else:
             default = "required"
-        rows.append(f"| `{f.name}` | {_type_name(hints[f.name])} | `{default}` | {f.metadata.get('doc', '')} |")
+        type_cell = _type_name(hints[f.name]).replace("|", r"\|")  # a bare | would split the cell
+        rows.append(f"| `{f.name}` | {type_cell} | `{default}` | {f.metadata.get('doc', '')} |")
     return "\n".join(rows) + "\n"

@@ -18,7 +18,8 @@ from modelzoo.run.params import load_params
 from modelzoo.run.trainer import NonFiniteLossError, TrainingInterrupted
 from modelzoo.tools.checkpoint_files import CheckpointError
 
-MODES = ("train", "eval", "train_and_eval")
+MODES = ("train", "eval", "train_and_eval", "predict")
+PREDICT_OPTIONS = ("input", "output", "output_html", "pretokenized")
 EXIT_BAD_INPUT = 2
 
 
@@ -40,7 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_steps", type=int, help="optimizer steps to train (replaces num_epochs)")
     parser.add_argument("--num_epochs", type=int, help="epochs to train (replaces max_steps)")
     parser.add_argument("--seed", type=int, help="runconfig.seed")
+    predict = parser.add_argument_group("--mode predict", "tag raw text with a trained checkpoint")
+    predict.add_argument("--input", help="text file, one sentence a line, or - for stdin")
+    predict.add_argument("--output", help="where the predictions go (default: stdout)")
+    predict.add_argument("--output_format", choices=("jsonl", "conll"), default="jsonl",
+                         help="JSON lines (words, tags, entities with character offsets) or word<TAB>tag columns")
+    predict.add_argument("--output_html", metavar="PAGE", help="also write one HTML page highlighting the entities")
+    predict.add_argument("--pretokenized", action="store_true",
+                         help="input lines are whitespace-separated words (no further splitting)")
     return parser
+
+
+def check_predict_options(args: argparse.Namespace) -> None:
+    """--input is what predict reads; the predict options mean nothing to the other modes."""
+    if args.mode == "predict" and args.input is None:
+        raise ParamsError("--mode predict needs --input FILE (or - for stdin)")
+    given = [f"--{name}" for name in PREDICT_OPTIONS if getattr(args, name)]
+    if args.mode != "predict" and given:
+        raise ParamsError(f"{', '.join(given)}: only for --mode predict")
 
 
 def resolve_params(args: argparse.Namespace):
@@ -59,13 +77,31 @@ def resolve_params(args: argparse.Namespace):
     return params
 
 
+def predict(args: argparse.Namespace, params, strict: bool) -> None:
+    """Prediction runs in this one process on one device: no executor, no distributed set-up."""
+    import torch
+
+    from modelzoo.predict.runner import PredictOptions, run_predict
+
+    if args.target == "GPU" and not torch.cuda.is_available():
+        raise CudaUnavailableError("run.py GPU --mode predict: no CUDA device is available; use run.py CPU")
+    options = PredictOptions(args.input, args.output, args.output_format, args.output_html, args.pretokenized)
+    run_predict(params, options, torch.device("cuda" if args.target == "GPU" else "cpu"), strict)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_predict_options(args)
         if args.target == "IPU":
+            if args.mode == "predict":
+                raise ParamsError("run.py IPU --mode predict: predict on CPU or GPU (checkpoints are the same .mdl files)")
             require_poptorch()  # before anything is read or written
         params = resolve_params(args)
         strict = not args.disable_strict_checkpoint_loading
+        if args.mode == "predict":
+            predict(args, params, strict)
+            return 0
         if args.target == "CPU":
             from modelzoo.executors import cpu as executor
         elif args.target == "GPU":

@@ -344,19 +344,6 @@ optimizer:
 """
 
 
-def _escape_type_pipes(table: str) -> str:
-    """Escape the ``|`` of union types (``int | null``) that would split a Markdown table cell.
-
-    schema.describe writes them bare; once it escapes them itself this leaves its output unchanged.
-    """
-    return re.sub(
-        r"^(\| `\w+` \| )(.*?)( \| `)",
-        lambda row: row.group(1) + re.sub(r"(?<!\\)\|", r"\\|", row.group(2)) + row.group(3),
-        table,
-        flags=re.MULTILINE,
-    )
-
-
 def reference_markdown() -> str:
     """The reference page of every key, generated from the schema (committed as docs/PARAMS.md)."""
     header = (
@@ -365,7 +352,7 @@ def reference_markdown() -> str:
         "Sections `train_input` / `eval_input` (needed by the modes that read them) and `ipu` are optional;\n"
         "the others may be omitted to take every default. An unknown key is an error naming the nearest valid one.\n"
     )
-    sections = [_escape_type_pipes(describe(cls, name)) for name, cls in SECTIONS.items() if name != "eval_input"]
+    sections = [describe(cls, name) for name, cls in SECTIONS.items() if name != "eval_input"]
     sections[0] = sections[0].replace("### `train_input`", "### `train_input` and `eval_input`")
     names = ", ".join(f"`{name}`" for name in SCHEDULER_NAMES)
     return "\n".join([header, *sections, _SCHEDULE_DOC.format(names=names)])

@@ -1,0 +1,119 @@
+"""The model side of prediction: words -> WordPiece rows -> one tag per word, batched for speed.
+
+Rows are built as the CSV writer builds them for training (``[CLS]``, the pieces of whole words,
+``[SEP]``; a long sentence split into consecutive windows), and a word's tag is the prediction at
+its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
+evaluation. Rows are sorted by length and cut into batches padded only to their own longest row,
+so almost no time goes to padding. A batch holds as many rows as fit in the tokens of one
+``eval_input`` batch (``batch_size x max_sequence_length``): many short sentences or a few long ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from data_processing.ner_examples import CLS_TOKEN, SEP_TOKEN, WordPieceTokenizer
+from modelzoo.data.vocab import read_vocab
+from modelzoo.metrics.labels import LabelVocab
+from modelzoo.predict.tokenize_raw import is_uncased_vocab
+from modelzoo.predict.windows import word_windows
+from modelzoo.run.trainer import DeviceSetup
+
+PAD_TOKEN = "[PAD]"
+
+
+@dataclass(slots=True)
+class _Row:
+    """One model row: the ids, and which words of which sentence its first pieces label."""
+
+    sentence: int
+    first_word: int
+    ids: list[int]
+    first_pieces: list[int]
+
+
+class WordTagger:
+    """Tags pre-split words with a token classifier; ``tag`` takes any number of sentences."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        vocab_file: str,
+        id_to_label: list[str],
+        max_sequence_length: int,
+        batch_size: int,
+        setup: DeviceSetup,
+    ) -> None:
+        self.model = model.to(setup.device).eval()
+        self.vocab = read_vocab(vocab_file)
+        self.pieces = WordPieceTokenizer(vocab_file, do_lower_case=is_uncased_vocab(self.vocab))
+        self.tag_of_id = LabelVocab.from_labels(id_to_label).word_tags()
+        self.capacity = max_sequence_length - 2
+        self.token_budget = batch_size * max_sequence_length
+        self.setup = setup
+        self._ids_of_word: dict[str, list[int]] = {}
+
+    def tag(self, sentences: list[list[str]]) -> list[list[str]]:
+        """One IOB2 tag per word of every sentence (an empty sentence gets no tags)."""
+        rows = [row for index, words in enumerate(sentences) for row in self._rows(index, words)]
+        tags: list[list[str]] = [[""] * len(words) for words in sentences]
+        rows.sort(key=lambda row: len(row.ids))
+        for batch in self._batches(rows):
+            predictions = self._predict(batch)
+            for row, predicted in zip(batch, predictions, strict=True):
+                labels = self.tag_of_id[predicted[row.first_pieces]]
+                tags[row.sentence][row.first_word : row.first_word + len(labels)] = labels.tolist()
+        return tags
+
+    def _batches(self, rows: list[_Row]):
+        """Consecutive runs of the length-sorted ``rows`` whose padded size fits the token budget."""
+        start = 0
+        while start < len(rows):
+            stop = start + 1
+            while stop < len(rows) and (stop + 1 - start) * len(rows[stop].ids) <= self.token_budget:
+                stop += 1
+            yield rows[start:stop]
+            start = stop
+
+    def _word_ids(self, words: list[str]) -> list[list[int]]:
+        new_words = [word for word in dict.fromkeys(words) if word not in self._ids_of_word]
+        if new_words:
+            (pieces_of_words,) = self.pieces.pieces_of_sentences([new_words])
+            for word, pieces in zip(new_words, pieces_of_words, strict=True):
+                self._ids_of_word[word] = [self.vocab[piece] for piece in pieces]
+        return [self._ids_of_word[word] for word in words]
+
+    def _rows(self, sentence: int, words: list[str]) -> list[_Row]:
+        ids_of_words = [ids[: self.capacity] for ids in self._word_ids(words)]
+        rows = []
+        for first, stop in word_windows([len(ids) for ids in ids_of_words], self.capacity):
+            ids, first_pieces = [self.vocab[CLS_TOKEN]], []
+            for word_ids in ids_of_words[first:stop]:
+                first_pieces.append(len(ids))
+                ids.extend(word_ids)
+            ids.append(self.vocab[SEP_TOKEN])
+            rows.append(_Row(sentence, first, ids, first_pieces))
+        return rows
+
+    @torch.inference_mode()
+    def _predict(self, batch: list[_Row]) -> np.ndarray:
+        """Argmax label ids ``[rows, longest]`` of one batch of rows, padded to its longest row."""
+        longest = max(len(row.ids) for row in batch)
+        input_ids = np.full((len(batch), longest), self.vocab[PAD_TOKEN], dtype=np.int32)
+        attention_mask = np.zeros((len(batch), longest), dtype=np.int32)
+        for index, row in enumerate(batch):
+            input_ids[index, : len(row.ids)] = row.ids
+            attention_mask[index, : len(row.ids)] = 1
+        device = self.setup.device
+        inputs = {
+            "input_ids": torch.from_numpy(input_ids).to(device),
+            "attention_mask": torch.from_numpy(attention_mask).to(device),
+            "token_type_ids": torch.zeros((len(batch), longest), dtype=torch.int32, device=device),
+        }
+        with self.setup.autocast():
+            logits = self.model(**inputs).logits
+        return logits.argmax(-1).cpu().numpy()
