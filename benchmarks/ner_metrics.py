@@ -7,7 +7,7 @@ strings, seqeval's input) and ``evaluate_examples`` (what the evaluation loop ca
 padded 128-piece examples, 1-3 pieces per word, long sentences split). Prints one JSON line:
 seconds for each, the ratio, and the largest difference between our scores and seqeval's (must be 0).
 
-    python -m benchmarks.ner_metrics [--data_dir ../shared/data/bc5cdr-chem] [--sentences 9000]
+    python benchmarks/ner_metrics.py [--data_dir ../shared/data/bc5cdr-chem] [--sentences 9000]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import numpy as np
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from modelzoo.metrics import evaluate_examples, score_tags
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from modelzoo.metrics import evaluate_examples, score_tags  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bc5cdr-chem"
 
