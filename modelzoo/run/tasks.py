@@ -88,6 +88,18 @@ def token_sentence_index(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return sentence_index.gather(1, slot)
 
 
+def gather_parts(parts: dict[str, list[np.ndarray]], context: DistContext) -> dict[str, np.ndarray] | None:
+    """Every rank's collected arrays, concatenated per key in rank order, on rank 0 (None elsewhere)."""
+    local = {key: np.concatenate(arrays) if arrays else None for key, arrays in parts.items()}
+    gathered = context.gather_objects(local)
+    if not context.is_main:
+        return None
+    return {
+        key: np.concatenate([part[key] for part in gathered if part[key] is not None] or [np.zeros(0, np.int64)])
+        for key in parts
+    }
+
+
 @dataclass
 class NerCollector:
     """Keeps, per batch, the argmax prediction and what maps it back to raw words; scores at the end.
@@ -107,13 +119,9 @@ class NerCollector:
             self.parts[key].append(batch[key].cpu().numpy())
 
     def finish(self, context: DistContext) -> dict | None:
-        local = {key: np.concatenate(arrays) if arrays else None for key, arrays in self.parts.items()}
-        gathered = context.gather_objects(local)
-        if not context.is_main:
+        merged = gather_parts(self.parts, context)
+        if merged is None:
             return None
-        merged = {
-            key: np.concatenate([part[key] for part in gathered if part[key] is not None]) for key in _NER_KEEP
-        }
         words = first_piece_words(
             merged["sentence_index"],
             merged["word_index"],
@@ -147,14 +155,9 @@ class AccuracyCollector:
         self.parts["sequence_index"].append(batch["sequence_index"].flatten().cpu()[real].numpy())
 
     def finish(self, context: DistContext) -> dict | None:
-        local = {key: np.concatenate(arrays) if arrays else None for key, arrays in self.parts.items()}
-        gathered = context.gather_objects(local)
-        if not context.is_main:
+        merged = gather_parts(self.parts, context)
+        if merged is None:
             return None
-        merged = {
-            key: np.concatenate([part[key] for part in gathered if part[key] is not None] or [np.zeros(0, np.int64)])
-            for key in _ACCURACY_KEEP
-        }
         if self.num_sequences is not None:
             seen = np.bincount(merged["sequence_index"], minlength=self.num_sequences)
             if len(seen) != self.num_sequences or np.any(seen != 1):
