@@ -4,6 +4,7 @@ thing from a fresh clone (slow)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,11 +58,12 @@ def test_full_quickstart_from_a_fresh_clone(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True, timeout=300)
     result = subprocess.run(
-        ["make", "quickstart", f"PYTHON={sys.executable}"], cwd=clone, env=subprocess_env(),
+        # The machine's own threads, as a user runs it (subprocess_env pins 1 thread for the DDP tests).
+        ["make", "quickstart", f"PYTHON={sys.executable}"], cwd=clone, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True, text=True, timeout=3 * 3600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run_dir = clone / "workdir" / "quickstart"
     metrics = json.loads(sorted((run_dir / "eval-dev" / "eval").glob("metrics_step_*.json"))[-1].read_text())
-    assert metrics["f1"] >= 0.85  # the issue's goal is 0.90 in 8 minutes on a quiet 2-core machine
+    assert metrics["f1"] >= 0.90  # the issue's goal (measured: 0.908 after 425 s of fine-tuning, quiet machine)
     assert (run_dir / "predictions.html").is_file()
