@@ -63,12 +63,19 @@ def test_bad_params_file_is_one_error_line_and_writes_nothing(ner_csv, tmp_path,
             "run.py GPU: no CUDA device is available",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA"),
         ),
+        pytest.param(
+            "GPU",
+            "predict",
+            "run.py GPU: no CUDA device is available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA"),
+        ),
     ],
 )
 def test_run_that_cannot_start_says_why_and_writes_nothing(ner_csv, tmp_path, capsys, target, mode, expected):
     model_dir = tmp_path / "run"
     params_file = write_params(tmp_path / "p.yaml", tiny_params(ner_csv, model_dir))
-    rc, errors, _ = run_main([target, "--mode", mode, "--params", str(params_file)], capsys)
+    extra = ["--input", "-"] if mode == "predict" else []
+    rc, errors, _ = run_main([target, "--mode", mode, "--params", str(params_file), *extra], capsys)
     assert rc == 2
     assert len(errors) == 1 and expected in errors[0], errors
     assert not model_dir.exists()

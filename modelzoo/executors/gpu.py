@@ -12,10 +12,15 @@ class CudaUnavailableError(RuntimeError):
     pass
 
 
-def run(params: Params, mode: str, strict_loading: bool = True) -> None:
+def require_cuda() -> torch.device:
+    """The CUDA device, or one clear error before anything is read or written (every GPU mode)."""
     if not torch.cuda.is_available():
         raise CudaUnavailableError(
             f"run.py GPU: no CUDA device is available (torch {torch.__version__}, "
             f"CUDA build: {torch.version.cuda or 'no'}); use run.py CPU, or see PYTHON-SETUP.md"
         )
-    run_on_torch_device(params, mode, torch.device("cuda"), "nccl", strict_loading)
+    return torch.device("cuda")
+
+
+def run(params: Params, mode: str, strict_loading: bool = True) -> None:
+    run_on_torch_device(params, mode, require_cuda(), "nccl", strict_loading)

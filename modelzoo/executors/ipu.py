@@ -271,7 +271,7 @@ class IpuTrainer(Trainer):
         self.optimizer = build_ipu_optimizer(self.model, params, poptorch)
         self.scheduler = build_lr_scheduler(self.optimizer, params.optimizer)
         self.options = build_poptorch_options(ipu, poptorch, training=True)
-        self.dataset = task.dataloader("train_input", _SINGLE_PROCESS).dataset
+        self.dataset = task.dataset("train_input")
         self.training_model = None
         self.device_rate: float | None = None
 
@@ -409,7 +409,7 @@ class IpuEvaluator:
     def __init__(self, poptorch: ModuleType, task: Task, model: nn.Module, ipu: IPUParams, plan: BatchPlan, params: Params):
         self.poptorch, self.task, self.plan = poptorch, task, plan
         self.options = build_poptorch_options(ipu, poptorch, training=False)
-        self.dataset = task.dataloader("eval_input", _SINGLE_PROCESS).dataset
+        self.dataset = task.dataset("eval_input")
         self.num_workers = params.eval_input.num_workers
         self.step_module = _InferenceStep(model, task.model_input_keys)
         self.inference_model = None

@@ -12,7 +12,7 @@ import sys
 
 from modelzoo.common.schema import ParamsError
 from modelzoo.data.errors import DataFileError
-from modelzoo.executors.gpu import CudaUnavailableError
+from modelzoo.executors.gpu import CudaUnavailableError, require_cuda
 from modelzoo.executors.ipu_config import PoptorchMissingError, require_poptorch
 from modelzoo.run.params import load_params
 from modelzoo.run.trainer import NonFiniteLossError, TrainingInterrupted
@@ -83,10 +83,9 @@ def predict(args: argparse.Namespace, params, strict: bool) -> None:
 
     from modelzoo.predict.runner import PredictOptions, run_predict
 
-    if args.target == "GPU" and not torch.cuda.is_available():
-        raise CudaUnavailableError("run.py GPU --mode predict: no CUDA device is available; use run.py CPU")
+    device = require_cuda() if args.target == "GPU" else torch.device("cpu")
     options = PredictOptions(args.input, args.output, args.output_format, args.output_html, args.pretokenized)
-    run_predict(params, options, torch.device("cuda" if args.target == "GPU" else "cpu"), strict)
+    run_predict(params, options, device, strict)
 
 
 def main(argv: list[str] | None = None) -> int:

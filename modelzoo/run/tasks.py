@@ -44,6 +44,9 @@ class Task(Protocol):
 
     def build_model(self) -> nn.Module: ...
 
+    def dataset(self, section: str):
+        """The parsed split of ``section`` (map-style: one example dict per index), read once."""
+
     def dataloader(self, section: str, context: DistContext, epoch: int = 0): ...
 
     def count_sequences(self, batch: dict[str, torch.Tensor]) -> int:
