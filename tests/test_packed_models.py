@@ -1,7 +1,7 @@
 """Packed rows compute exactly what the same sequences compute unpacked: logits, loss and gradients.
 
 fp32, tolerance 1e-5 (absolute on logits, relative on loss and gradients), with packs holding 1 up
-to ``max_sequences_per_pack`` sequences. The references are plain padded BERT batches ([CLS] first,
+to ``max_sequences_per_pack`` sequences, with and without ``skip_padding``. The references are plain padded BERT batches ([CLS] first,
 0/1 mask, default positions), so the packed layouts are checked against ordinary BERT, not against
 another packed layout.
 """
@@ -79,7 +79,8 @@ def sequence_classifier() -> PackedBertForSequenceClassification:
     return PackedBertForSequenceClassification(config).eval()
 
 
-def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_classifier):
+@pytest.mark.parametrize("skip_padding", [False, True])
+def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_classifier, skip_padding):
     model = sequence_classifier
     sequences = random_sequences(23)
     labels = np.arange(23) % 3
@@ -88,7 +89,7 @@ def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_cla
     pack_indices = packs_of_one_to_all(len(examples))
     assert set((pack_indices >= 0).sum(1).tolist()) == set(range(1, SLOTS + 1))
     packed = as_torch(pack_classification_examples(examples, pack_indices, MAX_LENGTH))
-    output = model(**packed)
+    output = model(**packed, skip_padding=skip_padding)
     real = packed["labels"].flatten() != IGNORE_LABEL
     order = torch.from_numpy(pack_indices.flatten()[real.numpy()])
 
@@ -108,7 +109,8 @@ def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_cla
     assert_same_gradients(packed_gradients, gradients(model, reference_loss))
 
 
-def test_packed_token_logits_loss_and_gradients_equal_the_padded_batch():
+@pytest.mark.parametrize("skip_padding", [False, True])
+def test_packed_token_logits_loss_and_gradients_equal_the_padded_batch(skip_padding):
     torch.manual_seed(0)
     model = BertForTokenClassification(BertConfig.from_dict({**TINY, "num_classes": 7})).eval()
     sequences = random_sequences(19, seed=1)
@@ -123,7 +125,7 @@ def test_packed_token_logits_loss_and_gradients_equal_the_padded_batch():
     pack_indices = packs_of_one_to_all(len(examples))
     packed = as_torch(pack_token_examples(examples, pack_indices, MAX_LENGTH))
     inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "loss_mask")
-    output = model(**{name: packed[name] for name in inputs})
+    output = model(**{name: packed[name] for name in inputs}, skip_padding=skip_padding)
 
     plain = padded(sequences, {"labels": labels, "loss_mask": loss_masks})
     reference = model(**plain)

@@ -18,6 +18,8 @@ from data_processing.ner_raw import read_split_file
 from modelzoo.bert import BertForTokenClassification
 from modelzoo.data.ner_dataset import NerCsvDataset
 from modelzoo.metrics.labels import LabelVocab
+from modelzoo.predict import runner
+from modelzoo.predict.int8 import quantize_int8
 from modelzoo.run.cli import main
 from modelzoo.run.params import load_params
 from tests import run_fixtures
@@ -29,6 +31,7 @@ from tests.run_fixtures import (
     tiny_params,
     write_params,
 )
+from tests.test_predict_int8 import int8_linears
 
 ner_csv = run_fixtures.ner_csv  # the fixture, found by name in this module
 
@@ -85,6 +88,29 @@ def test_predicted_tags_equal_the_models_tags_on_the_eval_rows(trained, ner_csv,
     assert [r["words"] for r in records] == [s.words for s in sentences]
     checkpoint = sorted(model_dir.glob("checkpoint_*.mdl"))[-1]
     assert [r["tags"] for r in records] == expected_tags(params_file, checkpoint)
+
+
+def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, tmp_path, capsys, monkeypatch):
+    """The plumbing of ``--quantize int8`` (what int8 does to a model is tests/test_predict_int8.py)."""
+    quantized_layers = []
+
+    def recording_quantize_int8(model, device):
+        quantized = quantize_int8(model, device)
+        quantized_layers.append((device.type, len(int8_linears(quantized))))
+        return quantized
+
+    monkeypatch.setattr(runner, "quantize_int8", recording_quantize_int8)
+    params_file, _ = trained
+    sentences, _ = read_split_file(ner_csv["raw"] / "test.tsv")
+    source = tmp_path / "words.txt"
+    source.write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
+    records = {}
+    for precision, extra in (("float", []), ("int8", ["--quantize", "int8"])):
+        rc, stdout, errors = predict(params_file, capsys, "--input", str(source), "--pretokenized", *extra)
+        assert (rc, errors) == (0, [])
+        records[precision] = [json.loads(line) for line in stdout.splitlines()]
+    assert quantized_layers == [("cpu", 2 * 4)]  # once, for the int8 run: 2 layers of 4 linears
+    assert [r["words"] for r in records["int8"]] == [r["words"] for r in records["float"]] == [s.words for s in sentences]
 
 
 def test_long_input_is_windowed_and_every_word_tagged(trained, tmp_path, capsys):

@@ -53,7 +53,7 @@ class BertForTokenClassification(_BertWithClassifier):
 
     ``loss_mask`` picks the positions the loss counts (the readers set it on first word pieces,
     and on ``[CLS]``/``[SEP]``/``X`` only when the input config asks). Without it, every
-    non-padding position whose label is not -100 counts.
+    non-padding position whose label is not -100 counts. ``skip_padding``: see :class:`BertModel`.
     """
 
     def forward(
@@ -64,8 +64,9 @@ class BertForTokenClassification(_BertWithClassifier):
         position_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         loss_mask: torch.Tensor | None = None,
+        skip_padding: bool = False,
     ) -> ModelOutput:
-        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids)
+        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
         logits = self.classifier(self.dropout(sequence_output))
         if labels is None:
             return ModelOutput(logits)
@@ -82,6 +83,7 @@ class PackedBertForSequenceClassification(_BertWithClassifier):
     fixed slice: static shapes, no gather. Logits come out as
     ``[batch * max_sequences_per_pack, num_classes]``; empty slots carry label -100 and are ignored.
     With ``max_sequences_per_pack`` = 1 and [CLS] at the end this is plain sequence classification.
+    ``skip_padding``: see :class:`BertModel` (an empty [CLS] slot is padding: its logits are unused).
     """
 
     def __init__(self, config: BertConfig) -> None:
@@ -96,8 +98,9 @@ class PackedBertForSequenceClassification(_BertWithClassifier):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        skip_padding: bool = False,
     ) -> ModelOutput:
-        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids)
+        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
         cls_states = sequence_output[:, -self.config.max_sequences_per_pack :]
         pooled = self.bert.pooler(cls_states)
         logits = self.classifier(self.dropout(pooled)).flatten(0, 1)

@@ -35,6 +35,29 @@ def block_diagonal_attention_mask(sequence_index: torch.Tensor) -> torch.Tensor:
     return same_sequence[:, None]
 
 
+class RealTokens:
+    """Where the real (non-padding) tokens of a ``[batch, seq]`` batch sit, to run the per-token
+    layers (every linear, GELU, LayerNorm) on them alone: ``[tokens, hidden]`` instead of
+    ``[batch, seq, hidden]``. Only attention needs the rows, so it pads its input back and drops
+    the padding from its output. Padding never reaches a real token (the mask keeps it apart), so
+    real positions come out as with padding, while the work shrinks to the real share of the batch.
+    The token count depends on the data, so this is for eager runs, not poptorch or torch.compile.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor) -> None:
+        self.batch, self.seq = attention_mask.shape
+        self.index = torch.nonzero(attention_mask.flatten()).squeeze(1)
+
+    def drop_padding(self, rows: torch.Tensor) -> torch.Tensor:
+        """``[batch, seq, d]`` -> ``[tokens, d]``."""
+        return rows.flatten(0, 1).index_select(0, self.index)
+
+    def pad(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[tokens, d]`` -> ``[batch, seq, d]`` with zeros at the padding."""
+        rows = tokens.new_zeros(self.batch * self.seq, tokens.shape[-1]).index_copy(0, self.index, tokens)
+        return rows.view(self.batch, self.seq, -1)
+
+
 class BertEmbeddings(nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout."""
 
@@ -68,15 +91,22 @@ class BertSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        batch, seq, hidden = hidden_states.shape
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, real_tokens: RealTokens | None = None
+    ) -> torch.Tensor:
+        qkv = self.qkv(hidden_states)
+        if real_tokens is not None:
+            qkv = real_tokens.pad(qkv)
+        batch, seq, _ = qkv.shape
         # [batch, seq, 3, heads, head_size] -> three [batch, heads, seq, head_size]
-        qkv = self.qkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_size)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        query, key, value = qkv.view(batch, seq, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
         context = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, dropout_p=self.dropout_rate if self.training else 0.0
         )
-        return self.output(context.transpose(1, 2).reshape(batch, seq, hidden))
+        context = context.transpose(1, 2).reshape(batch, seq, -1)
+        if real_tokens is not None:
+            context = real_tokens.drop_padding(context)
+        return self.output(context)
 
 
 class BertLayer(nn.Module):
@@ -92,8 +122,10 @@ class BertLayer(nn.Module):
         self.output_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        attended = self.dropout(self.attention(hidden_states, attention_mask))
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, real_tokens: RealTokens | None = None
+    ) -> torch.Tensor:
+        attended = self.dropout(self.attention(hidden_states, attention_mask, real_tokens))
         hidden_states = self.attention_norm(hidden_states + attended)
         transformed = self.dropout(self.output(self.activation(self.intermediate(hidden_states))))
         return self.output_norm(hidden_states + transformed)
@@ -104,9 +136,11 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, real_tokens: RealTokens | None = None
+    ) -> torch.Tensor:
         for layer in self.layer:
-            hidden_states = layer(hidden_states, attention_mask)
+            hidden_states = layer(hidden_states, attention_mask, real_tokens)
         return hidden_states
 
 
@@ -138,11 +172,14 @@ class BertModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        skip_padding: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``attention_mask`` is a 0/1 padding mask or a packed 1..k sequence-index mask.
 
         Packed rows must pass ``position_ids`` (restarting at each sequence, as the packer writes
-        them); without them positions count 0..seq-1, as for one sequence a row.
+        them); without them positions count 0..seq-1, as for one sequence a row. ``skip_padding``
+        runs the encoder on the real tokens only (:class:`RealTokens`); the outputs at padding
+        positions are then zeros.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -151,7 +188,13 @@ class BertModel(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
-        sequence_output = self.encoder(hidden_states, block_diagonal_attention_mask(attention_mask))
+        mask = block_diagonal_attention_mask(attention_mask)
+        if skip_padding:
+            real_tokens = RealTokens(attention_mask)
+            hidden_states = self.encoder(real_tokens.drop_padding(hidden_states), mask, real_tokens)
+            sequence_output = real_tokens.pad(hidden_states)
+        else:
+            sequence_output = self.encoder(hidden_states, mask)
         pooled_output = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
         return sequence_output, pooled_output
 

@@ -20,6 +20,7 @@ from modelzoo.data.errors import DataFileError
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_label_vocab
 from modelzoo.predict.html_page import render_page
+from modelzoo.predict.int8 import quantize_int8
 from modelzoo.predict.records import RENDERERS, Prediction, make_prediction
 from modelzoo.predict.tagger import WordTagger
 from modelzoo.predict.tokenize_raw import split_words
@@ -40,6 +41,7 @@ class PredictOptions:
     output_format: str = "jsonl"
     output_html: str | None = None
     pretokenized: bool = False
+    quantize: str | None = None
 
 
 def read_input_lines(source: str) -> list[str]:
@@ -61,8 +63,11 @@ def label_vocab_path(params: Params) -> Path:
     return Path(inputs.label_vocab_file) if inputs.label_vocab_file else Path(inputs.data_dir) / LABEL_VOCAB_FILE
 
 
-def build_tagger(params: Params, device: torch.device, strict: bool = True) -> tuple[WordTagger, list[str]]:
-    """The tagger for ``params`` with the checkpoint's weights loaded; also returns the load report lines."""
+def build_tagger(
+    params: Params, device: torch.device, strict: bool = True, quantize: str | None = None
+) -> tuple[WordTagger, list[str]]:
+    """The tagger for ``params`` with the checkpoint's weights loaded (``quantize="int8"``: then
+    quantized, see :mod:`modelzoo.predict.int8`); also returns the load report lines."""
     inputs = params.eval_input
     if inputs.vocab_file is None:
         raise ParamsError("eval_input.vocab_file: prediction needs the WordPiece vocab the model was trained with")
@@ -79,6 +84,8 @@ def build_tagger(params: Params, device: torch.device, strict: bool = True) -> t
     torch.manual_seed(run.seed)
     model = BertForTokenClassification(params.model)
     report = load_model_weights(model, checkpoint, strict)
+    if quantize == "int8":
+        model = quantize_int8(model.eval(), device)
     id_to_label = sorted(label2id, key=label2id.__getitem__)
     setup = DeviceSetup(device, run.precision)
     tagger = WordTagger(model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup)
@@ -101,7 +108,7 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
     lines = read_input_lines(options.input)
     if not any(line.strip() for line in lines):
         raise ValueError(f"{'stdin' if options.input == '-' else options.input}: the input holds no words")
-    tagger, report = build_tagger(params, device, strict)
+    tagger, report = build_tagger(params, device, strict, options.quantize)
     for line in report:
         print(line, file=sys.stderr)
     predictions = predict_lines(tagger, lines, options.pretokenized)

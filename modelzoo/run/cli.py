@@ -14,12 +14,13 @@ from modelzoo.common.schema import ParamsError
 from modelzoo.data.errors import DataFileError
 from modelzoo.executors.gpu import CudaUnavailableError, require_cuda
 from modelzoo.executors.ipu_config import PoptorchMissingError, require_poptorch
+from modelzoo.predict.int8 import QUANTIZE_CHOICES
 from modelzoo.run.params import load_params
 from modelzoo.run.trainer import NonFiniteLossError, TrainingInterrupted
 from modelzoo.tools.checkpoint_files import CheckpointError
 
 MODES = ("train", "eval", "train_and_eval", "predict")
-PREDICT_OPTIONS = ("input", "output", "output_html", "pretokenized")
+PREDICT_OPTIONS = ("input", "output", "output_html", "pretokenized", "quantize")
 EXIT_BAD_INPUT = 2
 
 
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output_html", metavar="PAGE", help="also write one HTML page highlighting the entities")
     predict.add_argument("--pretokenized", action="store_true",
                          help="input lines are whitespace-separated words (no further splitting)")
+    predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
+                         help="CPU only: int8 weights in the encoder, about 1.5x faster, slightly lower F1")
     return parser
 
 
@@ -84,7 +87,9 @@ def predict(args: argparse.Namespace, params, strict: bool) -> None:
     from modelzoo.predict.runner import PredictOptions, run_predict
 
     device = require_cuda() if args.target == "GPU" else torch.device("cpu")
-    options = PredictOptions(args.input, args.output, args.output_format, args.output_html, args.pretokenized)
+    options = PredictOptions(
+        args.input, args.output, args.output_format, args.output_html, args.pretokenized, args.quantize
+    )
     run_predict(params, options, device, strict)
 
 

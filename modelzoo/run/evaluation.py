@@ -29,14 +29,19 @@ _CPU = torch.device("cpu")
 def evaluate(
     model: nn.Module, task: Task, setup, context: DistContext, model_dir: Path, step: int, eval_steps: int | None = None
 ) -> dict | None:
-    """Scores of ``model`` on eval_input (on rank 0; None on other ranks)."""
+    """Scores of ``model`` on eval_input (on rank 0; None on other ranks).
+
+    The model skips the padding (``skip_padding``): evaluation runs eagerly (the trainer's
+    unwrapped, uncompiled model), and unpacked eval rows are padded to max_sequence_length,
+    so most of a padded batch would otherwise be work on padding.
+    """
     loader = task.dataloader("eval_input", context)
     model.eval()
 
     def outputs() -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         for batch in loader:
             with setup.autocast():
-                output = model(**setup.to_device(batch, task.model_input_keys))
+                output = model(**setup.to_device(batch, task.model_input_keys), skip_padding=True)
             yield batch, output.logits, output.loss
 
     return score_outputs(outputs(), task, context, model_dir, step, eval_steps, setup.device)

@@ -117,6 +117,9 @@ class Trainer:
             device_ids = [setup.device.index] if setup.device.type == "cuda" else None
             wrapped = DistributedDataParallel(self.model, device_ids=device_ids)
         self.forward_model = torch.compile(wrapped) if self.run.compile else wrapped
+        # Eager runs skip the padding (BertModel's skip_padding: a padded batch computes only its
+        # real tokens); torch.compile needs the static shapes of the padded batch.
+        self.skip_padding = not self.run.compile
         self.ddp = wrapped if context.distributed else None
         self.writer = SummaryWriter(str(self.model_dir / "train")) if context.is_main else None
 
@@ -233,7 +236,7 @@ class Trainer:
             sync = contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()
             with sync:
                 with self.setup.autocast():
-                    output = self.forward_model(**self.setup.to_device(batch, keys))
+                    output = self.forward_model(**self.setup.to_device(batch, keys), skip_padding=self.skip_padding)
                 weight = counts[index].to(self.setup.device) / global_count
                 # DDP averages gradients over ranks; scale by world_size so they sum instead.
                 scaled = output.loss * (weight * self.context.world_size).to(output.loss.dtype)
