@@ -142,7 +142,12 @@ class HfPipeline:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, default=REPO_ROOT / "workdir/quickstart/params_dev.yaml")
-    parser.add_argument("--checkpoint_path", type=Path, help="default: the newest checkpoint in runconfig.model_dir")
+    parser.add_argument(
+        "--checkpoint_path",
+        type=Path,
+        help="default: the newest checkpoint in runconfig.model_dir, else in model_dir/ beside the params file "
+        "(where `make quickstart` puts it)",
+    )
     parser.add_argument("--split", choices=sorted(SPLIT_FILES), default="dev")
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -150,9 +155,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     params = load_params(args.params)
-    checkpoint = args.checkpoint_path or latest_checkpoint(Path(params.runconfig.model_dir))
+    folders = (Path(params.runconfig.model_dir), args.params.parent / "model_dir")
+    checkpoint = args.checkpoint_path or next(filter(None, map(latest_checkpoint, folders)), None)
     if checkpoint is None:
-        sys.exit(f"error: no checkpoint in {params.runconfig.model_dir}; give --checkpoint_path")
+        sys.exit(f"error: no checkpoint in {' or '.join(map(str, folders))}; give --checkpoint_path")
     params = load_params(args.params, {"runconfig.checkpoint_path": str(checkpoint)})
     lines, gold = conll_sentences(args.split)
     timed, timed_gold = lines[: args.sentences], set().union(*gold[: args.sentences])
