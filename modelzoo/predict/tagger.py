@@ -3,9 +3,10 @@
 Rows are built as the CSV writer builds them for training (``[CLS]``, the pieces of whole words,
 ``[SEP]``; a long sentence split into consecutive windows), and a word's tag is the prediction at
 its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
-evaluation. Rows are sorted by length and cut into batches padded only to their own longest row,
-so almost no time goes to padding. A batch holds as many rows as fit in the tokens of one
-``eval_input`` batch (``batch_size x max_sequence_length``): many short sentences or a few long ones.
+evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
+(about 12 % padding on CoNLL-2003), and the model skips that padding in all but attention
+(``skip_padding``). A batch holds as many rows as fit in the tokens of one ``eval_input`` batch
+(``batch_size x max_sequence_length``): many short sentences or a few long ones.
 """
 
 from __future__ import annotations
