@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--pretokenized", action="store_true",
                          help="input lines are whitespace-separated words (no further splitting)")
     predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
-                         help="CPU only: int8 weights in the encoder, about 1.5x faster, slightly lower F1")
+                         help="CPU only: int8 weights in the encoder, about 1.4x faster, slightly lower F1")
     return parser
 
 
