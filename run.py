@@ -5,7 +5,7 @@ Thin on purpose: the command line, params, data, model and executors live under 
 
 import sys
 
-from modelzoo.run.cli import main
+from modelzoo.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

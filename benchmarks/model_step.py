@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +21,9 @@ from pathlib import Path
 import torch
 import transformers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from modelzoo.bert import BertForTokenClassification  # noqa: E402
-from modelzoo.tools.checkpoint_files import read_checkpoint  # noqa: E402
-from modelzoo.tools.convert_checkpoint import convert  # noqa: E402
+from modelzoo.bert import BertForTokenClassification
+from modelzoo.checkpoint.files import read_checkpoint
+from modelzoo.tools.convert_checkpoint import convert
 
 CONFIGS = {  # name -> (HF config, batch size)
     "minilm-l6": (dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536), 32),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -23,8 +22,7 @@ import numpy as np
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from modelzoo.metrics import evaluate_examples, score_tags  # noqa: E402
+from modelzoo.metrics import evaluate_examples, score_tags
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bc5cdr-chem"
 

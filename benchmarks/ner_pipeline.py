@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from data_processing.write_csv_ner import convert
+from modelzoo.common.schema import build
+from modelzoo.data.ner_dataset import NerCsvDataset, build_dataloader
+from modelzoo.data.params import InputParams
 
-from data_processing.write_csv_ner import convert  # noqa: E402
-from modelzoo.common.schema import build  # noqa: E402
-from modelzoo.data.ner_dataset import NerCsvDataset, build_dataloader  # noqa: E402
-from modelzoo.data.params import InputParams  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "bc5cdr-chem"
 MAX_SEQUENCE_LENGTH = 128

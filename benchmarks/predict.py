@@ -38,20 +38,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from data_processing.ner_raw import read_split_file
+from modelzoo.checkpoint.training import latest_checkpoint
+from modelzoo.data.conll2003 import conll2003_dir
+from modelzoo.data.vocab import read_label_vocab, read_vocab
+from modelzoo.params.params import load_params
+from modelzoo.predict.runner import build_tagger, label_vocab_path, predict_lines
+from modelzoo.predict.spans import entity_spans
+from modelzoo.predict.tokenize_raw import is_uncased_vocab
+from modelzoo.tools.convert_checkpoint import convert
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import torch  # noqa: E402
-
-from data_processing.ner_raw import read_split_file  # noqa: E402
-from modelzoo.data.conll2003 import conll2003_dir  # noqa: E402
-from modelzoo.data.vocab import read_label_vocab, read_vocab  # noqa: E402
-from modelzoo.predict.runner import build_tagger, label_vocab_path, predict_lines  # noqa: E402
-from modelzoo.predict.spans import entity_spans  # noqa: E402
-from modelzoo.predict.tokenize_raw import is_uncased_vocab  # noqa: E402
-from modelzoo.run.checkpoint import latest_checkpoint  # noqa: E402
-from modelzoo.run.params import load_params  # noqa: E402
-from modelzoo.tools.convert_checkpoint import convert  # noqa: E402
 
 SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
 WARM_UP_SENTENCES = 64

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelzoo.data.errors import DataFileError
+from modelzoo.common.errors import DataFileError
 from modelzoo.data.text_files import read_utf8_text
 
 BLURB = "blurb"

@@ -23,12 +23,10 @@ import csv
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `modelzoo` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from modelzoo.data.packing import ALGORITHMS, plan_classification_packing, plan_packing  # noqa: E402
+from modelzoo.data.csv_layout import read_meta
+from modelzoo.data.packing import ALGORITHMS, plan_classification_packing, plan_packing
 
 LENGTH_COLUMNS = ("input_ids", "tokens")
 
@@ -36,8 +34,7 @@ LENGTH_COLUMNS = ("input_ids", "tokens")
 def read_lengths(folder: Path) -> np.ndarray:
     """Tokens per example over the shards of ``folder/meta.dat`` (space-separated ids or word pieces)."""
     lengths = []
-    for meta_line in (folder / "meta.dat").read_text(encoding="utf-8").splitlines():
-        shard = folder / meta_line.split()[0]
+    for shard, _, _ in read_meta(folder):
         with open(shard, encoding="utf-8", newline="") as handle:
             rows = csv.DictReader(handle)
             column = next((name for name in LENGTH_COLUMNS if name in (rows.fieldnames or [])), None)

@@ -37,20 +37,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `modelzoo` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from transformers import BertTokenizerFast
 
-from transformers import BertTokenizerFast  # noqa: E402
-
-from modelzoo.data.errors import DataFileError  # noqa: E402
-from modelzoo.data.text_files import read_utf8_text  # noqa: E402
-from modelzoo.data.vocab import read_vocab  # noqa: E402
+from modelzoo.common.atomic import replace_folders, staging_folder
+from modelzoo.common.errors import DataFileError
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
+from modelzoo.data.text_files import read_utf8_text
+from modelzoo.data.vocab import read_vocab
 
 SPLITS = ("train", "dev", "test")
 TEXT_COLUMN_SETS = (("sentence1", "sentence2"), ("sentence",))
@@ -146,7 +143,7 @@ def write_split(
             for ids, types, label in zip(input_ids[start:stop], token_type_ids[start:stop], label_ids[start:stop], strict=True):
                 writer.writerow((" ".join(map(str, ids)), " ".join(map(str, types)), label))
         meta_lines.append(f"{name} {len(label_ids[start:stop])}\n")
-    (folder / "meta.dat").write_text("".join(meta_lines), encoding="utf-8")
+    (folder / META_FILE).write_text("".join(meta_lines), encoding="utf-8")
 
 
 def convert(
@@ -174,25 +171,16 @@ def convert(
             if label not in label2id:
                 raise DataFileError(data_dir / f"{split}.tsv", line_number, f"label {label!r} not in the label set {label_list}")
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     written = {}
-    try:
+    with staging_folder(output_dir) as staging:
         for split, raw in raw_splits.items():
             input_ids, token_type_ids, truncated = encode(raw, tokenizer, max_seq_length)
             label_ids = [label2id[label] for label in raw.labels]
             write_split(staging / split, split, input_ids, token_type_ids, label_ids, examples_per_shard)
-            (staging / split / "label2id.json").write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
+            (staging / split / LABEL_VOCAB_FILE).write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
             written[split] = len(label_ids)
             print(f"{split}: {len(label_ids)} examples, {truncated} truncated to {max_seq_length} tokens")
-        output_dir.mkdir(exist_ok=True)
-        for split in raw_splits:  # replace each split folder; anything else in output_dir stays
-            target = output_dir / split
-            if target.exists():
-                target.rename(staging / f"{split}.replaced")
-            (staging / split).rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        replace_folders(staging, output_dir, list(raw_splits))  # anything else in output_dir stays
     return written
 
 

@@ -15,20 +15,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `data_processing` and `modelzoo` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data_processing.ner_examples import UNK_TOKEN, Example, WordPieceTokenizer, sentence_examples  # noqa: E402
-from data_processing.ner_raw import (  # noqa: E402
+from data_processing.ner_examples import Example, sentence_examples
+from data_processing.ner_raw import (
     FORMATS,
     Sentence,
     check_labels_known,
@@ -36,14 +31,15 @@ from data_processing.ner_raw import (  # noqa: E402
     read_split_file,
     strip_entity_type,
 )
-from modelzoo.data.conll2003 import DatasetNotFoundError, conll2003_dir  # noqa: E402
-from modelzoo.data.errors import DataFileError  # noqa: E402
-from modelzoo.data.vocab import build_label_vocab  # noqa: E402
+from modelzoo.common.atomic import replace_folders, staging_folder
+from modelzoo.common.errors import DataFileError
+from modelzoo.data.conll2003 import DatasetNotFoundError, conll2003_dir
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
+from modelzoo.data.vocab import UNK_TOKEN, build_label_vocab
+from modelzoo.data.wordpiece import WordPieceTokenizer
 
 BUNDLED_DATASETS = {"conll2003": conll2003_dir}
 CSV_HEADER = ("tokens", "labels", "sentence_index", "word_index")
-META_FILE = "meta.dat"
-LABEL_VOCAB_FILE = "label2id.json"
 UNTYPED_LABELS = ("B", "I", "O")
 LENGTH_PERCENTILES = (50, 90, 99)
 
@@ -156,21 +152,12 @@ def _publish(
     """Write every split folder in a staging folder beside ``output_dir``, then rename each into place."""
     if output_dir.exists() and not output_dir.is_dir():
         raise DataFileError(output_dir, None, "output path exists and is not a folder")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with staging_folder(output_dir) as staging:
         for summary in summaries:
             summary.files = _write_split(
                 staging / summary.name, summary.name, examples_of_split[summary.name], label2id, num_output_files
             )
-        output_dir.mkdir(exist_ok=True)
-        for summary in summaries:
-            target = output_dir / summary.name
-            if target.exists():
-                target.rename(staging / f"{summary.name}.replaced")
-            (staging / summary.name).rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        replace_folders(staging, output_dir, [summary.name for summary in summaries])
 
 
 def _write_split(

@@ -8,7 +8,7 @@ import torch
 import transformers
 
 from modelzoo.bert import BertForTokenClassification
-from modelzoo.tools.checkpoint_files import read_checkpoint
+from modelzoo.checkpoint.files import read_checkpoint
 from modelzoo.tools.convert_checkpoint import convert
 
 SMALL_HF_CONFIG = dict(

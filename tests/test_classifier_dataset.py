@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from data_processing.write_csv_classifier import main as write_csv
-from modelzoo.common.schema import ParamsError, build
+from modelzoo.common.errors import DataFileError, ParamsError
+from modelzoo.common.schema import build
 from modelzoo.data.classifier_dataset import ClassifierDataset, build_classifier_dataloader
-from modelzoo.data.errors import DataFileError
 from modelzoo.data.packing import IGNORE_LABEL
 from modelzoo.data.params import InputParams
 

@@ -11,7 +11,7 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 from modelzoo.bert import PackedBertForSequenceClassification
-from modelzoo.tools.checkpoint_files import read_checkpoint
+from modelzoo.checkpoint.files import read_checkpoint
 from modelzoo.tools.convert_checkpoint import main
 from tests.hf_reference import SMALL_HF_CONFIG, small_hf_token_classifier
 

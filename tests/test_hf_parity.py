@@ -7,8 +7,8 @@ import torch
 import transformers
 
 from modelzoo.bert import BertModel
-from modelzoo.tools.bert_naming import to_canonical
-from modelzoo.tools.checkpoint_files import read_checkpoint
+from modelzoo.checkpoint.files import read_checkpoint
+from modelzoo.checkpoint.naming import to_canonical
 from modelzoo.tools.convert_checkpoint import convert
 from tests.hf_reference import SMALL_HF_CONFIG, ours_from_hf, padded_batch, small_hf_token_classifier
 

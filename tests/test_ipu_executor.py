@@ -17,10 +17,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from modelzoo.bert import BertConfig, BertForTokenClassification
-from modelzoo.run import cli, trainer
-from modelzoo.run.lr_schedule import learning_rate_at, parse_learning_rate
+from modelzoo.cli import main as cli
+from modelzoo.loop import trainer
+from modelzoo.optim.lr_schedule import learning_rate_at, parse_learning_rate
 from tests.poptorch_standin import AutoStage, OutputMode, StandinPoptorch, Strategy
-from tests.run_fixtures import model_tensors, ner_csv, tiny_params, write_params  # noqa: F401 (fixture)
+from tests.run_fixtures import model_tensors, tiny_params, write_params
 
 SCHEDULE = [
     {"scheduler": "Linear", "initial_learning_rate": 1.0e-3, "end_learning_rate": 4.0e-3, "total_iters": 4},
@@ -58,7 +59,7 @@ def standin(monkeypatch) -> StandinPoptorch:
 
 
 @pytest.fixture(scope="module")
-def ipu_run(ner_csv, tmp_path_factory):  # noqa: F811 (pytest fixture argument)
+def ipu_run(ner_csv, tmp_path_factory):
     """One IPU train_and_eval run (12 steps, evaluated at 8 and 12) and what the stand-in recorded."""
     monkeypatch = pytest.MonkeyPatch()
     poptorch = _install_standin(monkeypatch)
@@ -152,7 +153,7 @@ def test_loss_falls_and_both_evaluations_are_reported(ipu_run):
     assert len(losses) >= 4 and losses[-1] < losses[0]
 
 
-def test_ipu_checkpoint_has_the_cpu_layout_and_evaluates_on_cpu(ipu_run, ner_csv, tmp_path):  # noqa: F811
+def test_ipu_checkpoint_has_the_cpu_layout_and_evaluates_on_cpu(ipu_run, ner_csv, tmp_path):
     checkpoint = ipu_run["model_dir"] / "checkpoint_12.mdl"
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     assert set(state) == {"model", "optimizer", "scheduler", "scaler", "step", "epoch", "batches_done", "rng", "params"}
@@ -174,7 +175,7 @@ def test_ipu_resumes_from_the_latest_checkpoint(ipu_run, standin, capsys):
     assert (ipu_run["model_dir"] / "checkpoint_16.mdl").is_file()
 
 
-def test_cpu_checkpoint_evaluates_on_ipu(ner_csv, standin, tmp_path):  # noqa: F811
+def test_cpu_checkpoint_evaluates_on_ipu(ner_csv, standin, tmp_path):
     params = tiny_params(ner_csv, tmp_path / "cpu", runconfig={"max_steps": 4, "save_checkpoints_steps": 0})
     path = write_params(tmp_path / "params.yaml", params)
     assert cli.main(["CPU", "--mode", "train_and_eval", "--params", str(path)]) == 0
@@ -190,7 +191,7 @@ def test_cpu_checkpoint_evaluates_on_ipu(ner_csv, standin, tmp_path):  # noqa: F
     assert not standin.executors[0].attached
 
 
-def test_optimum_ipu_config_json_replaces_the_ipu_section(ner_csv, standin, tmp_path):  # noqa: F811
+def test_optimum_ipu_config_json_replaces_the_ipu_section(ner_csv, standin, tmp_path):
     config = {
         "layers_per_ipu": [1, 1],
         "ipus_per_replica": 2,
@@ -214,7 +215,7 @@ def test_optimum_ipu_config_json_replaces_the_ipu_section(ner_csv, standin, tmp_
     assert standin.loaders[0].micro_batch_size == 4  # batch 8 = micro 4 x accumulation 2
 
 
-def test_without_poptorch_ipu_exits_2_naming_what_to_install(ner_csv, monkeypatch, tmp_path, capsys):  # noqa: F811
+def test_without_poptorch_ipu_exits_2_naming_what_to_install(ner_csv, monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "poptorch", None)
     path = write_params(tmp_path / "params.yaml", tiny_params(ner_csv, tmp_path / "model"))
     assert cli.main(["IPU", "--mode", "train", "--params", str(path)]) == 2
@@ -223,7 +224,7 @@ def test_without_poptorch_ipu_exits_2_naming_what_to_install(ner_csv, monkeypatc
     assert not (tmp_path / "model").exists()
 
 
-def test_cpu_accumulation_key_is_refused_on_ipu_before_model_dir(ner_csv, standin, tmp_path, capsys):  # noqa: F811
+def test_cpu_accumulation_key_is_refused_on_ipu_before_model_dir(ner_csv, standin, tmp_path, capsys):
     params = tiny_params(ner_csv, tmp_path / "model", runconfig={"gradient_accumulation_steps": 2})
     path = write_params(tmp_path / "params.yaml", params)
     assert cli.main(["IPU", "--mode", "train", "--params", str(path)]) == 2

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from data_processing.write_csv_ner import convert
-from modelzoo.common.schema import ParamsError, build
-from modelzoo.data.errors import DataFileError
+from modelzoo.common.errors import DataFileError, ParamsError
+from modelzoo.common.schema import build
 from modelzoo.data.ner_dataset import (
     METADATA_KEYS,
     MODEL_INPUT_KEYS,

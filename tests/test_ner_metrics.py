@@ -8,9 +8,8 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
+from modelzoo.data.labels import UNTYPED_ENTITY, LabelVocab
 from modelzoo.metrics import (
-    UNTYPED_ENTITY,
-    LabelVocab,
     evaluate_examples,
     first_piece_words,
     score_tags,

@@ -12,8 +12,8 @@ from data_processing.ner_raw import (
     read_split_file,
     strip_entity_type,
 )
+from modelzoo.common.errors import DataFileError
 from modelzoo.data.conll2003 import conll2003_dir
-from modelzoo.data.errors import DataFileError
 
 BLURB_TEXT = "Selegiline\tB-Chemical\n-\tO\ninduced\tO\n\nNaloxone\tB-Chemical\nreverses\tO\n"
 CONLL_TEXT = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n"

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from modelzoo.common.schema import ParamsError
-from modelzoo.run.lr_schedule import PiecewiseLR, learning_rate_at, parse_learning_rate
-from modelzoo.run.optimizer import build_lr_scheduler, build_optimizer, clip_gradients, parameter_groups
-from modelzoo.run.params import OptimizerParams
+from modelzoo.common.errors import ParamsError
+from modelzoo.optim.lr_schedule import PiecewiseLR, learning_rate_at, parse_learning_rate
+from modelzoo.optim.optimizer import build_lr_scheduler, build_optimizer, clip_gradients, parameter_groups
+from modelzoo.params.params import OptimizerParams
 
 WARMUP_THEN_DECAY = [
     {"scheduler": "Linear", "initial_learning_rate": 0.0, "end_learning_rate": 5e-5, "total_iters": 100},

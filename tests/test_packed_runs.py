@@ -16,10 +16,10 @@ import yaml
 
 from data_processing.write_csv_classifier import main as write_classifier_csv
 from data_processing.write_csv_ner import convert as write_ner_csv
-from modelzoo.run.cli import main as run_main
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.params import load_params
-from modelzoo.run.tasks import build_task
+from modelzoo.cli.main import main as run_main
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.tasks import build_task
+from modelzoo.params.params import load_params
 
 MAX_LENGTH = 48
 PACK = {"packing": True, "max_sequences_per_pack": 4}

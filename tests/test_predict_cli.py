@@ -16,13 +16,12 @@ import torch
 
 from data_processing.ner_raw import read_split_file
 from modelzoo.bert import BertForTokenClassification
+from modelzoo.cli.main import main
+from modelzoo.data.labels import LabelVocab
 from modelzoo.data.ner_dataset import NerCsvDataset
-from modelzoo.metrics.labels import LabelVocab
+from modelzoo.params.params import load_params
 from modelzoo.predict import runner
 from modelzoo.predict.int8 import quantize_int8
-from modelzoo.run.cli import main
-from modelzoo.run.params import load_params
-from tests import run_fixtures
 from tests.run_fixtures import (
     MAX_SEQUENCE_LENGTH,
     REPO_ROOT,
@@ -32,8 +31,6 @@ from tests.run_fixtures import (
     write_params,
 )
 from tests.test_predict_int8 import int8_linears
-
-ner_csv = run_fixtures.ner_csv  # the fixture, found by name in this module
 
 
 @pytest.fixture(scope="module")

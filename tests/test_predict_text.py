@@ -8,10 +8,10 @@ import random
 import pytest
 
 from data_processing.ner_raw import read_split_file
+from modelzoo.data.windows import word_windows
 from modelzoo.predict.records import make_prediction, to_conll_block, to_json_line
 from modelzoo.predict.spans import Span, entity_spans
 from modelzoo.predict.tokenize_raw import is_uncased_vocab, split_words
-from modelzoo.predict.windows import word_windows
 
 
 @pytest.mark.parametrize(

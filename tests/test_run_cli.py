@@ -16,12 +16,9 @@ import pytest
 import torch
 import yaml
 
-from modelzoo.run.checkpoint import list_checkpoints
-from modelzoo.run.cli import main
-from tests import run_fixtures
+from modelzoo.checkpoint.training import list_checkpoints
+from modelzoo.cli.main import main
 from tests.run_fixtures import REPO_ROOT, model_tensors, subprocess_env, tiny_params, write_params
-
-ner_csv = run_fixtures.ner_csv  # the fixture, found by name in this module
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, list[str], str]:
@@ -92,8 +89,8 @@ def test_command_line_overrides_the_yaml_and_resolved_params_are_saved(ner_csv, 
     assert saved["runconfig"]["num_epochs"] == 1 and saved["runconfig"]["max_steps"] is None
     assert saved["runconfig"]["seed"] == 11 and saved["runconfig"]["model_dir"] == str(model_dir)
     assert saved["optimizer"]["eps"] == 1.0e-6  # defaults are written out too
-    # 111 training examples, batch 8, drop_last: one epoch is 13 steps.
-    assert [step for step, _ in list_checkpoints(model_dir)] == [10, 13]
+    # 120 training sentences (tests/data/ner/train.tsv, none over 48 pieces), batch 8: one epoch is 15 steps.
+    assert [step for step, _ in list_checkpoints(model_dir)] == [10, 15]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from modelzoo.run.checkpoint import list_checkpoints
-from modelzoo.run.cli import main
-from tests import run_fixtures
+from modelzoo.checkpoint.training import list_checkpoints
+from modelzoo.cli.main import main
 from tests.run_fixtures import model_tensors, run_py, tiny_params, write_params
-
-ner_csv = run_fixtures.ner_csv  # the fixture, found by name in this module
 
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
 

@@ -12,16 +12,13 @@ from seqeval.scheme import IOB2
 from sklearn.metrics import f1_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from modelzoo.checkpoint.training import load_model_weights
+from modelzoo.cli.main import main
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.tasks import build_task
 from modelzoo.metrics import word_tags
-from modelzoo.run.checkpoint import load_model_weights
-from modelzoo.run.cli import main
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.params import load_params
-from modelzoo.run.tasks import build_task
-from tests import run_fixtures
+from modelzoo.params.params import load_params
 from tests.run_fixtures import EVAL_SENTENCES, tiny_params, write_params
-
-ner_csv = run_fixtures.ner_csv  # the fixture, found by name in this module
 
 
 @torch.inference_mode()
@@ -67,20 +64,22 @@ def test_eval_scores_match_seqeval_over_every_raw_word(ner_csv, tmp_path, capsys
     raw_lines = (ner_csv["raw"] / "test.tsv").read_text().splitlines()
     assert scores["num_words"] == sum(1 for line in raw_lines if line.strip())
     assert scores["num_sentences"] == EVAL_SENTENCES
-    assert "overall (micro)" in printed and "Chemical" in printed
+    assert "overall (micro)" in printed and all(kind in printed for kind in ("PER", "LOC", "ORG", "MISC"))
 
     gold, pred = predicted_word_tags(params_file, model_dir / "checkpoint_60.mdl")
     assert sum(tag.startswith("B-") for sentence in pred for tag in sentence) > 0, "the model predicts no entity"
     expected = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    for ours, theirs in ((scores["per_type"]["Chemical"], expected["Chemical"]), (scores["overall"], expected["micro avg"])):
+    types = ("LOC", "MISC", "ORG", "PER")
+    pairs = [(scores["per_type"][kind], expected[kind]) for kind in types] + [(scores["overall"], expected["micro avg"])]
+    for ours, theirs in pairs:
         assert ours["precision"] == pytest.approx(theirs["precision"], abs=1e-12)
         assert ours["recall"] == pytest.approx(theirs["recall"], abs=1e-12)
         assert ours["f1"] == pytest.approx(theirs["f1-score"], abs=1e-12)
         assert ours["support"] == theirs["support"]
-    assert set(scores["per_type"]) == {"Chemical"}
+    assert set(scores["per_type"]) == set(types)
     flat_gold = [tag for sentence in gold for tag in sentence]
     flat_pred = [tag for sentence in pred for tag in sentence]
-    token_f1 = f1_score(flat_gold, flat_pred, labels=["B-Chemical", "I-Chemical"], average="macro", zero_division=0)
+    token_f1 = f1_score(flat_gold, flat_pred, labels=["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER"], average="macro", zero_division=0)
     assert scores["token_macro_f1"] == pytest.approx(token_f1, abs=1e-12)
 
     events = EventAccumulator(str(model_dir / "eval"))

@@ -13,22 +13,20 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from modelzoo.run.checkpoint import (
+from modelzoo.checkpoint.training import (
     list_checkpoints,
     load_training_state,
     restore_rng_states,
     rng_states,
     save_checkpoint,
 )
-from modelzoo.run.cli import main
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.params import load_params
-from modelzoo.run.tasks import build_task
-from modelzoo.run.trainer import DeviceSetup, Trainer, TrainingInterrupted
-from tests import run_fixtures
+from modelzoo.cli.main import main
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.tasks import build_task
+from modelzoo.loop.trainer import Trainer, TrainingInterrupted
+from modelzoo.params.params import load_params
 from tests.run_fixtures import model_tensors, tiny_params, write_params
-
-ner_csv = run_fixtures.ner_csv  # the fixture, found by name in this module
 
 
 def make_trainer(tmp_path: Path, params: dict, name: str = "params.yaml") -> Trainer:
@@ -169,7 +167,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
 
 
 def test_failed_checkpoint_write_leaves_the_previous_one_intact(ner_csv, tmp_path, monkeypatch, capsys):
-    import modelzoo.run.checkpoint as checkpoint
+    import modelzoo.checkpoint.training as checkpoint
 
     model_dir = tmp_path / "run"
     params_file = write_params(tmp_path / "p.yaml", tiny_params(ner_csv, model_dir))

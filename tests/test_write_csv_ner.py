@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from data_processing.ner_examples import WordPieceTokenizer
 from data_processing.write_csv_ner import build_parser, convert, main
 from modelzoo.data.conll2003 import conll2003_dir
+from modelzoo.data.wordpiece import WordPieceTokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "data_processing" / "write_csv_ner.py"

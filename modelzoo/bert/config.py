@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from modelzoo.common.schema import ParamsError, build, param
+from modelzoo.common.errors import ParamsError
+from modelzoo.common.schema import build, param
 
 Nonlinearity = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"]
 Head = Literal["token_classification", "sequence_classification"]

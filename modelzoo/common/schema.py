@@ -15,9 +15,7 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-
-class ParamsError(ValueError):
-    """A params problem, worded for the user: it names the section, the key and what is wrong."""
+from modelzoo.common.errors import ParamsError
 
 
 def param(default: Any = dataclasses.MISSING, doc: str = "", *, required: bool = False) -> Any:

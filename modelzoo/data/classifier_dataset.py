@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from modelzoo.data.errors import DataFileError
-from modelzoo.data.ner_dataset import LABEL_VOCAB_FILE, ShardedBatchSampler, numpy_to_torch, read_meta
+from modelzoo.common.errors import DataFileError
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, read_meta
+from modelzoo.data.ner_dataset import ShardedBatchSampler, numpy_to_torch
 from modelzoo.data.packing import (
     Algorithm,
     PackingStats,
@@ -66,7 +67,7 @@ def read_classifier_csv(folder: Path, max_sequence_length: int) -> tuple[list[di
                 examples.append(_parse_row(shard, line_number, row, max_sequence_length, label_ids))
                 count += 1
         if count != expected_count:
-            raise DataFileError(folder / "meta.dat", meta_line, f"says {expected_count} examples in {shard.name}, found {count}")
+            raise DataFileError(folder / META_FILE, meta_line, f"says {expected_count} examples in {shard.name}, found {count}")
     return examples, label2id
 
 

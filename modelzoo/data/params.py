@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from modelzoo.common.schema import ParamsError, param
+from modelzoo.common.errors import ParamsError
+from modelzoo.common.schema import param
 
 
 @dataclass

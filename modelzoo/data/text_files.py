@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.data.errors import DataFileError
+from modelzoo.common.errors import DataFileError
 
 
 def read_utf8_text(path: str | Path, what: str = "file") -> str:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from modelzoo.data.errors import DataFileError
+from modelzoo.common.errors import DataFileError
+from modelzoo.data.labels import FRAME_LABELS, PAD_LABEL
 from modelzoo.data.text_files import read_utf8_text
 
-PAD_LABEL = "[PAD]"
-CONTINUATION_LABEL = "X"
-CLS_LABEL = "[CLS]"
-SEP_LABEL = "[SEP]"
-SPECIAL_LABELS = (CONTINUATION_LABEL, CLS_LABEL, SEP_LABEL)
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
 # The tokens every example needs: padding, unknown pieces and the [CLS]/[SEP] frame.
-REQUIRED_VOCAB_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+REQUIRED_VOCAB_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN)
 
 
 def read_vocab(vocab_file: str | Path) -> dict[str, int]:
@@ -49,7 +49,7 @@ def read_label_vocab(label_vocab_file: str | Path) -> dict[str, int]:
         raise DataFileError(path, None, "expected a JSON object mapping label (string) to id (integer)")
     if label2id.get(PAD_LABEL) != 0:
         raise DataFileError(path, None, f"'{PAD_LABEL}' must have id 0")
-    missing = [label for label in SPECIAL_LABELS if label not in label2id]
+    missing = [label for label in FRAME_LABELS if label not in label2id]
     if missing:
         raise DataFileError(path, None, f"lacks the special label(s) {', '.join(missing)}")
     if sorted(label2id.values()) != list(range(len(label2id))):
@@ -59,5 +59,5 @@ def read_label_vocab(label_vocab_file: str | Path) -> dict[str, int]:
 
 def build_label_vocab(data_labels: set[str] | list[str]) -> dict[str, int]:
     """``[PAD]``, the sorted data labels, ``X``, ``[CLS]``, ``[SEP]`` -> ids 0..n-1."""
-    ordered = [PAD_LABEL, *sorted(set(data_labels)), *SPECIAL_LABELS]
+    ordered = [PAD_LABEL, *sorted(set(data_labels)), *FRAME_LABELS]
     return {label: index for index, label in enumerate(ordered)}

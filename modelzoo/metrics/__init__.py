@@ -1,13 +1,9 @@
 """Entity-level (seqeval strict IOB2) and token-level NER scores over the words of the raw file."""
 
-from modelzoo.metrics.labels import SPECIAL_LABELS, UNTYPED_ENTITY, LabelVocab
 from modelzoo.metrics.scores import NERScores, Score, evaluate_examples, score_tags, score_words, word_tags
 from modelzoo.metrics.words import WordLabels, first_piece_words, flatten_examples
 
 __all__ = [
-    "SPECIAL_LABELS",
-    "UNTYPED_ENTITY",
-    "LabelVocab",
     "NERScores",
     "Score",
     "WordLabels",

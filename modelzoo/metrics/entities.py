@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelzoo.metrics.labels import BEGIN, INSIDE, LabelVocab
+from modelzoo.data.labels import BEGIN, INSIDE, LabelVocab
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from modelzoo.data.labels import LabelVocab
 from modelzoo.metrics.entities import count_entities
-from modelzoo.metrics.labels import LabelVocab
 from modelzoo.metrics.words import WordLabels, first_piece_words, flatten_examples
 
 

@@ -21,6 +21,8 @@ import warnings
 import torch
 from torch import nn
 
+from modelzoo.common.errors import ParamsError
+
 QUANTIZE_CHOICES = ("int8",)
 FLOAT_MODULES = ("classifier",)
 
@@ -28,10 +30,10 @@ FLOAT_MODULES = ("classifier",)
 def quantize_int8(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` with every ``nn.Linear`` except the classifier dynamically quantized to int8."""
     if device.type != "cpu":
-        raise ValueError("--quantize int8 runs on CPU only; on a GPU use runconfig.precision: bfloat16")
+        raise ParamsError("--quantize int8 runs on CPU only; on a GPU use runconfig.precision: bfloat16")
     engines = [engine for engine in torch.backends.quantized.supported_engines if engine != "none"]
     if not engines:
-        raise ValueError("--quantize int8: this torch build has no int8 CPU engine (fbgemm, x86 or qnnpack)")
+        raise ParamsError("--quantize int8: this torch build has no int8 CPU engine (fbgemm, x86 or qnnpack)")
     with warnings.catch_warnings():  # the deprecation notice; the module docstring says why we stay
         warnings.simplefilter("ignore")
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic

@@ -15,21 +15,18 @@ from pathlib import Path
 import torch
 
 from modelzoo.bert import BertForTokenClassification
-from modelzoo.common.schema import ParamsError
-from modelzoo.data.errors import DataFileError
+from modelzoo.checkpoint.training import latest_checkpoint, load_model_weights
+from modelzoo.common.errors import CheckpointError, DataFileError, ParamsError
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_label_vocab
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.params.params import Params
 from modelzoo.predict.html_page import render_page
 from modelzoo.predict.int8 import quantize_int8
 from modelzoo.predict.records import RENDERERS, Prediction, make_prediction
 from modelzoo.predict.tagger import WordTagger
 from modelzoo.predict.tokenize_raw import split_words
-from modelzoo.run.checkpoint import latest_checkpoint, load_model_weights
-from modelzoo.run.params import Params
-from modelzoo.run.trainer import DeviceSetup
-from modelzoo.tools.checkpoint_files import CheckpointError
-
-LABEL_VOCAB_FILE = "label2id.json"
 
 
 @dataclass(frozen=True)
@@ -50,10 +47,10 @@ def read_input_lines(source: str) -> list[str]:
         try:
             text = sys.stdin.buffer.read().decode("utf-8")
         except UnicodeDecodeError as error:
-            raise ValueError(f"stdin: not UTF-8 text (byte {error.start})") from None
+            raise DataFileError("stdin", None, f"not UTF-8 text (byte {error.start})") from None
     else:
         if not Path(source).is_file():
-            raise ValueError(f"input file not found: {source}")
+            raise DataFileError(source, None, "input file not found")
         text = read_utf8_text(Path(source), "input file")
     return [line.removesuffix("\r") for line in text.split("\n")]
 
@@ -80,7 +77,7 @@ def build_tagger(
         raise DataFileError(labels_file, None, "label vocab not found (set eval_input.label_vocab_file)")
     label2id = read_label_vocab(labels_file)
     if len(label2id) != params.model.num_classes:
-        raise ValueError(f"{labels_file} has {len(label2id)} labels but model.num_classes is {params.model.num_classes}")
+        raise ParamsError(f"{labels_file} has {len(label2id)} labels but model.num_classes is {params.model.num_classes}")
     torch.manual_seed(run.seed)
     model = BertForTokenClassification(params.model)
     report = load_model_weights(model, checkpoint, strict)
@@ -107,7 +104,7 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
     """Read the input, tag it, write the chosen format (stdout by default) and the HTML page if asked."""
     lines = read_input_lines(options.input)
     if not any(line.strip() for line in lines):
-        raise ValueError(f"{'stdin' if options.input == '-' else options.input}: the input holds no words")
+        raise DataFileError("stdin" if options.input == "-" else options.input, None, "the input holds no words")
     tagger, report = build_tagger(params, device, strict, options.quantize)
     for line in report:
         print(line, file=sys.stderr)

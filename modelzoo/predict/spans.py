@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelzoo.metrics.labels import UNTYPED_ENTITY
+from modelzoo.data.labels import UNTYPED_ENTITY
 
 
 @dataclass(frozen=True, slots=True)

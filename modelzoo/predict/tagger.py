@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_processing.ner_examples import CLS_TOKEN, SEP_TOKEN, WordPieceTokenizer
-from modelzoo.data.vocab import read_vocab
-from modelzoo.metrics.labels import LabelVocab
+from modelzoo.data.labels import LabelVocab
+from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN, read_vocab
+from modelzoo.data.windows import word_windows
+from modelzoo.data.wordpiece import WordPieceTokenizer
+from modelzoo.loop.device import DeviceSetup
 from modelzoo.predict.tokenize_raw import is_uncased_vocab
-from modelzoo.predict.windows import word_windows
-from modelzoo.run.trainer import DeviceSetup
 
 PAD_TOKEN = "[PAD]"
 

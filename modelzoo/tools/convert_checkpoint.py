@@ -28,14 +28,14 @@ from modelzoo.bert import (
     PackedBertForSequenceClassification,
 )
 from modelzoo.bert.model import init_weights
-from modelzoo.tools.bert_naming import FORMATS, KeyMappingError, from_canonical, to_canonical
-from modelzoo.tools.checkpoint_files import (
+from modelzoo.checkpoint.files import (
     MODEL_FILE,
-    CheckpointError,
     load_mdl,
     read_checkpoint,
     write_checkpoint,
 )
+from modelzoo.checkpoint.naming import FORMATS, KeyMappingError, from_canonical, to_canonical
+from modelzoo.common.errors import UserError
 
 FORMAT_DOCS = {
     "hf": "Hugging Face folder: config.json + model.safetensors (or pytorch_model.bin)",
@@ -51,7 +51,7 @@ MODEL_DOCS = {
 MODEL_HEADS = {"bert-token-classification": "token_classification", "bert-sequence-classification": "sequence_classification"}
 
 
-class ConversionError(RuntimeError):
+class ConversionError(UserError):
     """A conversion that cannot go ahead: missing, unexpected or mis-shaped tensors, by name."""
 
 
@@ -222,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("\n".join(report))
         return 0
-    except (CheckpointError, ConversionError, KeyMappingError, ValueError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
 
 
 if __name__ == "__main__":

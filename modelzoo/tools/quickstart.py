@@ -25,8 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from modelzoo.data.conll2003 import DatasetNotFoundError, conll2003_dir
-from modelzoo.run.checkpoint import latest_checkpoint
+from modelzoo.checkpoint.training import latest_checkpoint
+from modelzoo.common.errors import UserError
+from modelzoo.data.conll2003 import conll2003_dir
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "quickstart_conll2003.yaml"
@@ -39,7 +41,7 @@ DEMO_SENTENCES = (
 )
 
 
-class QuickstartError(RuntimeError):
+class QuickstartError(UserError):
     """A step failed; the message says which and how to go on."""
 
 
@@ -83,13 +85,10 @@ def prepare_data(workdir: Path, vocab_file: Path, max_sentences: int | None) -> 
     """CoNLL-2003 as CSV folders (train/dev/test); reused when all three are complete."""
     suffix = f"-first{max_sentences}" if max_sentences else ""
     csv_dir = workdir / f"conll2003{suffix}-csv"
-    if all((csv_dir / split / name).is_file() for split in SPLIT_FILES for name in ("meta.dat", "label2id.json")):
+    if all((csv_dir / split / name).is_file() for split in SPLIT_FILES for name in (META_FILE, LABEL_VOCAB_FILE)):
         print(f"data: reusing {csv_dir}")
         return csv_dir
-    try:
-        source = conll2003_dir()
-    except DatasetNotFoundError as error:
-        raise QuickstartError(str(error)) from None
+    source = conll2003_dir()
     if max_sentences:
         write_first_sentences(source, workdir / f"conll2003{suffix}-raw", max_sentences)
         source_args = ["--data_dir", str(workdir / f"conll2003{suffix}-raw")]
@@ -122,7 +121,7 @@ def write_params(config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_
     """The config with its paths moved to this workdir, once per evaluated split: ``{"dev": ..., "test": ...}``."""
     params = yaml.safe_load(config.read_text(encoding="utf-8"))
     params["train_input"].update(data_dir=str(csv_dir / "train"), vocab_file=str(weights / "vocab.txt"))
-    params["eval_input"].update(vocab_file=str(weights / "vocab.txt"), label_vocab_file=str(csv_dir / "train" / "label2id.json"))
+    params["eval_input"].update(vocab_file=str(weights / "vocab.txt"), label_vocab_file=str(csv_dir / "train" / LABEL_VOCAB_FILE))
     params["model"]["num_classes"] = num_labels
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir.resolve()
         source = minilm_folder()
         csv_dir = prepare_data(workdir, source / "vocab.txt", args.max_sentences)
-        num_labels = len(json.loads((csv_dir / "train" / "label2id.json").read_text(encoding="utf-8")))
+        num_labels = len(json.loads((csv_dir / "train" / LABEL_VOCAB_FILE).read_text(encoding="utf-8")))
         weights = convert_weights(workdir, source, num_labels)
         suffix = f"-first{args.max_sentences}" if args.max_sentences else ""
         run_dir = workdir / f"quickstart{suffix}"
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = latest_checkpoint(model_dir)
         results = {split: evaluate(params[split], checkpoint, run_dir / f"eval-{split}") for split in ("dev", "test")}
         jsonl, page = predict_demo(params["dev"], checkpoint, run_dir)
-    except QuickstartError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print("\n=== quick start: where everything went ===")

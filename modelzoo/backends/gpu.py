@@ -1,15 +1,16 @@
-"""GPU executor: one CUDA device per process (torchrun for many, NCCL), AMP, optional torch.compile."""
+"""GPU back-end: one CUDA device per process (torchrun for many, NCCL), AMP, optional torch.compile."""
 
 from __future__ import annotations
 
 import torch
 
-from modelzoo.executors.torch_runner import run_on_torch_device
-from modelzoo.run.params import Params
+from modelzoo.common.errors import UserError
+
+DISTRIBUTED_BACKEND = "nccl"
 
 
-class CudaUnavailableError(RuntimeError):
-    pass
+class CudaUnavailableError(UserError):
+    """run.py GPU on a machine where torch sees no CUDA device."""
 
 
 def require_cuda() -> torch.device:
@@ -20,7 +21,3 @@ def require_cuda() -> torch.device:
             f"CUDA build: {torch.version.cuda or 'no'}); use run.py CPU, or see PYTHON-SETUP.md"
         )
     return torch.device("cuda")
-
-
-def run(params: Params, mode: str, strict_loading: bool = True) -> None:
-    run_on_torch_device(params, mode, require_cuda(), "nccl", strict_loading)

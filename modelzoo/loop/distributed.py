@@ -43,6 +43,11 @@ class DistContext:
         dist.all_gather_object(gathered, value)
         return gathered
 
+    def say(self, line: str) -> None:
+        """Print ``line`` once for the whole run (from rank 0)."""
+        if self.is_main:
+            print(line, flush=True)
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

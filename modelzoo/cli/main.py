@@ -10,18 +10,16 @@ import argparse
 import dataclasses
 import sys
 
-from modelzoo.common.schema import ParamsError
-from modelzoo.data.errors import DataFileError
-from modelzoo.executors.gpu import CudaUnavailableError, require_cuda
-from modelzoo.executors.ipu_config import PoptorchMissingError, require_poptorch
+from modelzoo.backends.gpu import require_cuda
+from modelzoo.backends.ipu_options import require_poptorch
+from modelzoo.cli.modes import run_mode
+from modelzoo.common.errors import ParamsError, UserError
+from modelzoo.loop.trainer import TrainingInterrupted
+from modelzoo.params.params import load_params
 from modelzoo.predict.int8 import QUANTIZE_CHOICES
-from modelzoo.run.params import load_params
-from modelzoo.run.trainer import NonFiniteLossError, TrainingInterrupted
-from modelzoo.tools.checkpoint_files import CheckpointError
 
 MODES = ("train", "eval", "train_and_eval", "predict")
 PREDICT_OPTIONS = ("input", "output", "output_html", "pretokenized", "quantize")
-EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,20 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "predict":
             predict(args, params, strict)
             return 0
-        if args.target == "CPU":
-            from modelzoo.executors import cpu as executor
-        elif args.target == "GPU":
-            from modelzoo.executors import gpu as executor
-        else:
-            from modelzoo.executors import ipu as executor
-        executor.run(params, args.mode, strict)
+        run_mode(params, args.mode, args.target, strict)
         return 0
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
         return stop.exit_code
-    except NonFiniteLossError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (ParamsError, DataFileError, CheckpointError, CudaUnavailableError, PoptorchMissingError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return error.exit_code

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from modelzoo.run.lr_schedule import PiecewiseLR
+from modelzoo.optim.lr_schedule import PiecewiseLR
 
 if TYPE_CHECKING:
-    from modelzoo.run.params import OptimizerParams
+    from modelzoo.optim.params import OptimizerParams
 
 NO_DECAY_MODULES = (nn.LayerNorm,)
 

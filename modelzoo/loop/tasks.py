@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from modelzoo.bert import BertForTokenClassification, PackedBertForSequenceClassification
-from modelzoo.common.schema import ParamsError
+from modelzoo.common.errors import ParamsError
 from modelzoo.data.classifier_dataset import ClassifierDataset, build_classifier_dataloader
 from modelzoo.data.ner_dataset import (
     MODEL_INPUT_KEYS,
@@ -27,9 +27,9 @@ from modelzoo.data.ner_dataset import (
 )
 from modelzoo.data.packing import IGNORE_LABEL
 from modelzoo.data.params import InputParams
+from modelzoo.loop.distributed import DistContext
 from modelzoo.metrics import first_piece_words, score_words
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.params import Params
+from modelzoo.params.params import Params
 
 
 class PredictionCollector(Protocol):
@@ -72,7 +72,7 @@ def count_loss_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def check_num_classes(section: str, label2id: dict[str, int], params: Params) -> None:
     """A head whose width differs from the data's labels would train, wrongly; stop before."""
     if len(label2id) != params.model.num_classes:
-        raise ValueError(
+        raise ParamsError(
             f"{section}.data_dir has {len(label2id)} labels but model.num_classes is {params.model.num_classes}"
         )
 

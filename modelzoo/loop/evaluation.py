@@ -7,9 +7,6 @@ The report is a printed table, JSON in ``model_dir/eval/`` and TensorBoard scala
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -19,8 +16,9 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.tasks import Task, count_loss_positions
+from modelzoo.common.atomic import write_json_atomic
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.tasks import Task, count_loss_positions
 
 _CPU = torch.device("cpu")
 
@@ -90,16 +88,9 @@ def report(results: dict, model_dir: Path, step: int) -> None:
     payload = {key: value for key, value in results.items() if key not in ("scores", "table")}
     if "scores" in results:
         payload["scores"] = results["scores"].to_dict()
-    _write_json_atomic(eval_dir / f"metrics_step_{step}.json", payload)
+    write_json_atomic(eval_dir / f"metrics_step_{step}.json", payload)
     with SummaryWriter(str(eval_dir)) as writer:
         for name, value in payload.items():
             if isinstance(value, float):
                 writer.add_scalar(name, value, step)
 
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2)
-        stream.write("\n")
-    os.replace(temporary, path)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from modelzoo.common.errors import UserError
+
 FORMATS = ("hf", "modelzoo", "cs-1.9")
 QKV_PARTS = ("query", "key", "value")
 
@@ -77,7 +79,7 @@ def _rows(fmt: str, to_canonical: bool) -> list[_Row]:
     return rows
 
 
-class KeyMappingError(ValueError):
+class KeyMappingError(UserError):
     """Keys that no table row matches; carries them by name."""
 
     def __init__(self, unexpected: list[str], fmt: str) -> None:

@@ -10,13 +10,27 @@ from pathlib import Path
 
 import torch
 
-from modelzoo.run.checkpoint import checkpoint_step, latest_checkpoint, load_model_weights
-from modelzoo.run.distributed import init_distributed, shutdown_distributed
-from modelzoo.run.evaluation import evaluate
-from modelzoo.run.params import Params, save_params
-from modelzoo.run.tasks import build_task
-from modelzoo.run.trainer import DeviceSetup, Trainer
-from modelzoo.tools.checkpoint_files import CheckpointError
+from modelzoo.backends import cpu, gpu
+from modelzoo.checkpoint.training import checkpoint_step, latest_checkpoint, load_model_weights
+from modelzoo.common.errors import CheckpointError
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.loop.distributed import init_distributed, shutdown_distributed
+from modelzoo.loop.evaluation import evaluate
+from modelzoo.loop.tasks import build_task
+from modelzoo.loop.trainer import Trainer
+from modelzoo.params.params import Params, save_params
+
+
+def run_mode(params: Params, mode: str, target: str, strict_loading: bool) -> None:
+    """Run a training or evaluation ``mode`` on ``target`` (CPU, GPU or IPU)."""
+    if target == "IPU":
+        from modelzoo.backends import ipu
+
+        ipu.run(params, mode, strict_loading)
+    elif target == "GPU":
+        run_on_torch_device(params, mode, gpu.require_cuda(), gpu.DISTRIBUTED_BACKEND, strict_loading)
+    else:
+        run_on_torch_device(params, mode, cpu.cpu_device(params), cpu.DISTRIBUTED_BACKEND, strict_loading)
 
 
 def run_on_torch_device(params: Params, mode: str, device: torch.device, backend: str, strict_loading: bool) -> None:
@@ -39,7 +53,7 @@ def run_on_torch_device(params: Params, mode: str, device: torch.device, backend
             save_params(params, model_dir / mode / "params.yaml")
         if mode == "eval":
             for line in load_model_weights(model, checkpoint, strict_loading):
-                say(context, line)
+                context.say(line)
             step = checkpoint_step(checkpoint)
             evaluate(model.to(device), task, setup, context, model_dir, step, run.eval_steps)
             return
@@ -47,9 +61,9 @@ def run_on_torch_device(params: Params, mode: str, device: torch.device, backend
         try:
             resumed = trainer.resume_from_latest()
             if resumed is not None:
-                say(context, f"resumed from {resumed} (step {trainer.step})")
+                context.say(f"resumed from {resumed} (step {trainer.step})")
             elif run.checkpoint_path:
-                start_from(trainer, Path(run.checkpoint_path), run.load_checkpoint_states, strict_loading, context)
+                trainer.start_from(Path(run.checkpoint_path), run.load_checkpoint_states, strict_loading)
             on_step = None
             if mode == "train_and_eval" and run.eval_frequency:
                 def on_step(step: int) -> None:
@@ -62,20 +76,3 @@ def run_on_torch_device(params: Params, mode: str, device: torch.device, backend
             trainer.close()
     finally:
         shutdown_distributed()
-
-
-def start_from(trainer: Trainer, path: Path, states: str | None, strict: bool, context) -> None:
-    """Fine-tuning start: weights only ('model'), or the whole training state of a run.py checkpoint."""
-    if states == "model":
-        for line in load_model_weights(trainer.model, path, strict):
-            say(context, line)
-    else:
-        trainer.load_state(path)
-        say(context, f"restored the full training state of {path} (step {trainer.step})")
-
-
-
-
-def say(context, line: str) -> None:
-    if context.is_main:
-        print(line, flush=True)

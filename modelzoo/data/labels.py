@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SPECIAL_LABELS = frozenset({"[PAD]", "X", "[CLS]", "[SEP]"})
+PAD_LABEL = "[PAD]"
+CONTINUATION_LABEL = "X"
+CLS_LABEL = "[CLS]"
+SEP_LABEL = "[SEP]"
+OUTSIDE_LABEL = "O"
+# Closing the label vocab after the data's labels, in this order (the Cerebras layout).
+FRAME_LABELS = (CONTINUATION_LABEL, CLS_LABEL, SEP_LABEL)
+# Labels of the CSV format that are no entity: predicted at a word's first piece, they read as O.
+NON_ENTITY_LABELS = frozenset({PAD_LABEL, *FRAME_LABELS})
 UNTYPED_ENTITY = "ENTITY"
 
 OUTSIDE, BEGIN, INSIDE = 0, 1, 2
@@ -38,18 +46,18 @@ class LabelVocab:
         prefix = np.zeros(len(id_to_label), dtype=np.int8)
         entity_type = np.full(len(id_to_label), -1, dtype=np.int64)
         for label_id, label in enumerate(id_to_label):
-            if label == "O" or label in SPECIAL_LABELS:
+            if label == OUTSIDE_LABEL or label in NON_ENTITY_LABELS:
                 continue
             head, _, tail = label.partition("-")
             if head not in _PREFIX_CODES or (not tail and label not in _PREFIX_CODES):
                 raise ValueError(
                     f"label {label!r} is not IOB2 (expected O, B, I, B-<type>, I-<type> or one of "
-                    f"{sorted(SPECIAL_LABELS)})"
+                    f"{sorted(NON_ENTITY_LABELS)})"
                 )
             type_name = tail or UNTYPED_ENTITY
             prefix[label_id] = _PREFIX_CODES[head]
             entity_type[label_id] = types.setdefault(type_name, len(types))
-        special = np.array([label in SPECIAL_LABELS for label in id_to_label], dtype=bool)
+        special = np.array([label in NON_ENTITY_LABELS for label in id_to_label], dtype=bool)
         return cls(tuple(id_to_label), prefix, entity_type, special, tuple(types))
 
     def entity_label_ids(self) -> np.ndarray:

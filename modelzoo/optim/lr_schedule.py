@@ -24,7 +24,8 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from modelzoo.common.schema import ParamsError, nearest_key, unknown_key_message
+from modelzoo.common.errors import ParamsError
+from modelzoo.common.schema import nearest_key, unknown_key_message
 
 # Accepted spellings (lower-cased) -> our scheduler name.
 SCHEDULER_NAMES = {

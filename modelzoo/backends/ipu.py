@@ -31,9 +31,7 @@ from torch import nn
 from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
-from modelzoo.common.schema import ParamsError
-from modelzoo.data.ner_dataset import ShardedBatchSampler
-from modelzoo.executors.ipu_config import (
+from modelzoo.backends.ipu_options import (
     BatchPlan,
     IPUParams,
     apply_pipeline_plan,
@@ -43,22 +41,27 @@ from modelzoo.executors.ipu_config import (
     require_poptorch,
     resolve_ipu_params,
 )
-from modelzoo.executors.torch_runner import say, start_from
-from modelzoo.run.checkpoint import checkpoint_file, checkpoint_step, latest_checkpoint, load_model_weights
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.evaluation import score_outputs
-from modelzoo.run.optimizer import build_lr_scheduler, parameter_groups
-from modelzoo.run.params import Params, save_params
-from modelzoo.run.tasks import Task, build_task, count_loss_positions, count_real_tokens
-from modelzoo.run.trainer import (
-    DeviceSetup,
+from modelzoo.checkpoint.training import (
+    checkpoint_file,
+    checkpoint_step,
+    latest_checkpoint,
+    load_model_weights,
+)
+from modelzoo.common.errors import CheckpointError, ParamsError
+from modelzoo.data.ner_dataset import ShardedBatchSampler
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.evaluation import score_outputs
+from modelzoo.loop.tasks import Task, build_task, count_loss_positions, count_real_tokens
+from modelzoo.loop.trainer import (
     NonFiniteLossError,
     SignalFlag,
     Throughput,
     Trainer,
     TrainingInterrupted,
 )
-from modelzoo.tools.checkpoint_files import CheckpointError
+from modelzoo.optim.optimizer import build_lr_scheduler, parameter_groups
+from modelzoo.params.params import Params, save_params
 
 # One host process drives every replica: poptorch replicates on the device, not with torch.distributed.
 _SINGLE_PROCESS = DistContext()
@@ -150,11 +153,9 @@ def _train(params, mode, task, model, poptorch, ipu, train_plan, evaluator, stri
     try:
         resumed = trainer.resume_from_latest()
         if resumed is not None:
-            say(_SINGLE_PROCESS, f"resumed from {resumed} (step {trainer.step})")
+            _SINGLE_PROCESS.say(f"resumed from {resumed} (step {trainer.step})")
         elif run_config.checkpoint_path:
-            start_from(
-                trainer, Path(run_config.checkpoint_path), run_config.load_checkpoint_states, strict_loading, _SINGLE_PROCESS
-            )
+            trainer.start_from(Path(run_config.checkpoint_path), run_config.load_checkpoint_states, strict_loading)
         on_step = None
         if mode == "train_and_eval" and run_config.eval_frequency:
 

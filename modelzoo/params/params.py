@@ -6,74 +6,33 @@ node marks) and what: an unknown key with the nearest valid one, a wrong type wi
 one. YAML 1.1 reads ``1e-5`` (no dot) as a string; the loader here reads it as a float, as YAML 1.2
 and every reader of a learning rate expect.
 
-``python -m modelzoo.run.params --reference`` prints the reference page of every key (docs/PARAMS.md).
+``python -m modelzoo.params.params --reference`` prints the reference page of every key (docs/PARAMS.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from modelzoo.bert.config import BertConfig
+from modelzoo.common.atomic import write_text_atomic
+from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import (
-    ParamsError,
     build,
     describe,
-    nearest_key,
     param,
     to_dict,
     unknown_key_message,
 )
 from modelzoo.data.params import InputParams
-from modelzoo.executors.ipu_config import IPUParams
-from modelzoo.run.lr_schedule import SCHEDULER_NAMES, Phase, parse_learning_rate
-
-OPTIMIZER_TYPES = ("adamw", "adam", "sgd")
-
-
-@dataclasses.dataclass
-class OptimizerParams:
-    """The ``optimizer:`` section: which optimizer, its hyper-parameters and the learning-rate schedule."""
-
-    optimizer_type: str = param("adamw", "adamw, adam or sgd (case-insensitive: Cerebras' AdamW reads too)")
-    learning_rate: float | list[dict[str, Any]] = param(
-        5.0e-5, "a number, or a list of schedules run in turn (see 'Learning-rate schedules' below)"
-    )
-    weight_decay: float = param(0.01, "decay of weights; biases and LayerNorm parameters never decay")
-    betas: list[float] = param([0.9, 0.999], "Adam/AdamW moment decay rates [beta1, beta2]")
-    eps: float = param(1.0e-6, "Adam/AdamW epsilon (BERT's 1e-6; Cerebras configs spell it epsilon)")
-    momentum: float = param(0.0, "SGD momentum")
-    max_gradient_norm: float | None = param(None, "clip the global gradient norm to this; null: no clipping")
-
-    def __post_init__(self) -> None:
-        kind = self.optimizer_type.lower()
-        if kind not in OPTIMIZER_TYPES:
-            suggestion = nearest_key(kind, OPTIMIZER_TYPES)
-            hint = f"did you mean '{suggestion}'?" if suggestion else f"one of {', '.join(OPTIMIZER_TYPES)}"
-            raise ParamsError(f"optimizer.optimizer_type: unknown optimizer {self.optimizer_type!r} ({hint})")
-        self.optimizer_type = kind
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ParamsError(f"optimizer.betas: expected [beta1, beta2], each in [0, 1), got {self.betas}")
-        for name in ("weight_decay", "momentum"):
-            if getattr(self, name) < 0:
-                raise ParamsError(f"optimizer.{name}: must be >= 0, got {getattr(self, name)}")
-        if self.eps <= 0:
-            raise ParamsError(f"optimizer.eps: must be > 0, got {self.eps}")
-        if self.max_gradient_norm is not None and self.max_gradient_norm <= 0:
-            raise ParamsError(f"optimizer.max_gradient_norm: must be > 0 or null, got {self.max_gradient_norm}")
-        parse_learning_rate(self.learning_rate)
-
-    @property
-    def schedule(self) -> tuple[Phase, ...]:
-        """The learning-rate phases (a constant rate is one Constant phase)."""
-        return parse_learning_rate(self.learning_rate)
+from modelzoo.optim.lr_schedule import SCHEDULER_NAMES
+from modelzoo.optim.params import OptimizerParams
+from modelzoo.params.ipu import IPUParams
 
 
 @dataclasses.dataclass
@@ -298,23 +257,10 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
 def save_params(params: Params, path: str | Path) -> Path:
     """Write the resolved params (every key, defaults included) to ``path`` atomically.
 
-    The file appears complete or not at all (temp file in the same folder, then ``os.replace``), so
-    a crash never leaves a half-written params.yaml beside a checkpoint.
+    The file appears complete or not at all, so a crash never leaves a half-written params.yaml
+    beside a checkpoint.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(params.to_dict(), sort_keys=False, default_flow_style=False)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, yaml.safe_dump(params.to_dict(), sort_keys=False, default_flow_style=False))
 
 
 # --- reference page ----------------------------------------------------------------------------
@@ -348,7 +294,7 @@ def reference_markdown() -> str:
     """The reference page of every key, generated from the schema (committed as docs/PARAMS.md)."""
     header = (
         "# Params reference\n\n"
-        "Generated by `python -m modelzoo.run.params --reference` from the schema; do not edit by hand.\n"
+        "Generated by `python -m modelzoo.params.params --reference` from the schema; do not edit by hand.\n"
         "Sections `train_input` / `eval_input` (needed by the modes that read them) and `ipu` are optional;\n"
         "the others may be omitted to take every default. An unknown key is an error naming the nearest valid one.\n"
     )

@@ -16,7 +16,6 @@ import contextlib
 import math
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,24 +24,27 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from modelzoo.common.schema import ParamsError
-from modelzoo.run.checkpoint import (
+from modelzoo.checkpoint.training import (
     checkpoint_file,
     latest_checkpoint,
+    load_model_weights,
     load_training_state,
     restore_rng_states,
     rng_states,
     save_checkpoint,
 )
-from modelzoo.run.distributed import DistContext
-from modelzoo.run.optimizer import build_lr_scheduler, build_optimizer
-from modelzoo.run.params import Params
-from modelzoo.run.tasks import Task, count_loss_positions, count_real_tokens
-from modelzoo.tools.checkpoint_files import CheckpointError
+from modelzoo.common.errors import CheckpointError, ParamsError, UserError
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
+from modelzoo.optim.optimizer import build_lr_scheduler, build_optimizer
+from modelzoo.params.params import Params
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError):
     """The loss became NaN or inf; training stopped without saving over the last good checkpoint."""
+
+    exit_code = 1
 
 
 class TrainingInterrupted(RuntimeError):
@@ -52,32 +54,6 @@ class TrainingInterrupted(RuntimeError):
         self.exit_code = 128 + signal_number
         where = f"checkpoint saved to {path}" if path else "no checkpoint (not rank 0)"
         super().__init__(f"interrupted by {signal.Signals(signal_number).name} at step {step}; {where}")
-
-
-@dataclass
-class DeviceSetup:
-    """How the executor runs the model: device, autocast dtype, loss scaling."""
-
-    device: torch.device
-    precision: str = "float32"
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]
-
-    def autocast(self):
-        dtype = self.autocast_dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
-
-    def grad_scaler(self) -> torch.amp.GradScaler:
-        """Dynamic loss scaling, on only for float16 (bfloat16 has float32's range)."""
-        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
-
-    def to_device(self, batch: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        non_blocking = self.device.type == "cuda"
-        return {key: batch[key].to(self.device, non_blocking=non_blocking) for key in keys if key in batch}
 
 
 class SignalFlag:
@@ -157,6 +133,15 @@ class Trainer:
         self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
         restore_rng_states(state["rng"])
 
+    def start_from(self, path: Path, states: str | None, strict: bool) -> None:
+        """Fine-tuning start: weights only ('model'), or the whole training state of a run.py checkpoint."""
+        if states == "model":
+            for line in load_model_weights(self.model, path, strict):
+                self.context.say(line)
+        else:
+            self.load_state(path)
+            self.context.say(f"restored the full training state of {path} (step {self.step})")
+
     def save(self) -> Path | None:
         if not self.context.is_main:
             return None
@@ -194,7 +179,7 @@ class Trainer:
             raise ParamsError("train_input.drop_last must be true with several processes (every rank must take the same steps)")
         batches_per_epoch = len(self.task.dataloader("train_input", self.context, self.epoch))
         if batches_per_epoch < self.run.gradient_accumulation_steps:
-            raise ValueError(
+            raise ParamsError(
                 f"train_input has {batches_per_epoch} batches per rank, fewer than "
                 f"runconfig.gradient_accumulation_steps ({self.run.gradient_accumulation_steps})"
             )

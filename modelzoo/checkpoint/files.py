@@ -12,11 +12,8 @@ failed conversion leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -25,14 +22,11 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from modelzoo.bert.config import HF_CONFIG_NAMES, HF_SHARED_NAMES, BertConfig
-from modelzoo.common.schema import ParamsError
+from modelzoo.common.atomic import atomic_folder
+from modelzoo.common.errors import CheckpointError, ParamsError
 
 MODEL_FILE = "model.mdl"
 PARAMS_FILE = "params.yaml"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or written; the message names the file and the problem."""
 
 
 def config_from_hf(hf_config: dict, source: Path) -> BertConfig:
@@ -148,21 +142,6 @@ def write_checkpoint(
         for name in TOKENIZER_FILES if source_folder else ():
             if (source_folder / name).is_file():
                 shutil.copyfile(source_folder / name, folder / name)
-
-
-@contextlib.contextmanager
-def atomic_folder(target: Path):
-    """Yield a temporary folder beside ``target``; rename it to ``target`` only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield temporary
-        temporary.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        if target.exists():
-            target.rmdir()  # only an empty folder reaches here
-        os.replace(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _first_line(error: BaseException) -> str:

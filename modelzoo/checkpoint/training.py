@@ -8,10 +8,8 @@ or a full disk mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from modelzoo.tools.checkpoint_files import CheckpointError, load_mdl
+from modelzoo.checkpoint.files import load_mdl
+from modelzoo.common.atomic import atomic_file
+from modelzoo.common.errors import CheckpointError
 
 _CHECKPOINT_NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
 
@@ -52,20 +52,12 @@ def latest_checkpoint(model_dir: Path) -> Path | None:
 
 def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int | None = None) -> None:
     """Write ``state`` to ``path`` atomically, then delete the oldest checkpoints beyond ``keep_checkpoint_max``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_file(path, "wb") as stream:
             torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
     except OSError as error:
         # A full disk or a lost mount: one error line, not a traceback; nothing older was touched.
         raise CheckpointError(f"{path}: could not write the checkpoint ({error}); earlier checkpoints are intact") from error
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     if keep_checkpoint_max is not None:
         for _, old in list_checkpoints(path.parent)[:-keep_checkpoint_max]:
             old.unlink()

@@ -1,0 +1,35 @@
+"""The files of a CSV split folder, named once for the writers (data_processing/) and the readers.
+
+A split folder holds the CSV shard(s), ``meta.dat`` (one ``filename count`` line per shard) and
+``label2id.json``; the NER CSV's ``word_index`` column uses :data:`NO_WORD` for [CLS]/[SEP].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelzoo.common.errors import DataFileError
+from modelzoo.data.text_files import read_utf8_text
+
+META_FILE = "meta.dat"
+LABEL_VOCAB_FILE = "label2id.json"
+# Positions of an example that belong to no word ([CLS], [SEP]) carry this word index.
+NO_WORD = -1
+
+
+def read_meta(data_dir: Path) -> list[tuple[Path, int, int]]:
+    """(CSV path, example count, line in meta.dat) for each ``filename count`` line of ``meta.dat``."""
+    meta_path = data_dir / META_FILE
+    if not meta_path.is_file():
+        raise DataFileError(meta_path, None, "not found: data_dir must be a split folder written by write_csv_ner.py")
+    entries = []
+    for number, line in enumerate(read_utf8_text(meta_path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise DataFileError(meta_path, number, f"expected 'filename count', got {line!r}")
+        entries.append((data_dir / fields[0], int(fields[1]), number))
+    if not entries:
+        raise DataFileError(meta_path, 1, "lists no CSV files")
+    return entries

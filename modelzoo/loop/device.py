@@ -1,0 +1,34 @@
+"""Where and in what precision a run computes: one object the loop, evaluation and prediction share."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class DeviceSetup:
+    """How the executor runs the model: device, autocast dtype, loss scaling."""
+
+    device: torch.device
+    precision: str = "float32"
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]
+
+    def autocast(self):
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """Dynamic loss scaling, on only for float16 (bfloat16 has float32's range)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
+
+    def to_device(self, batch: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        return {key: batch[key].to(self.device, non_blocking=non_blocking) for key in keys if key in batch}
