@@ -1,11 +1,20 @@
-"""Training-step throughput: our BertForTokenClassification vs Hugging Face's (sdpa), same weights and batch.
+"""Training-step throughput: ours as the trainer runs it against Hugging Face's as its Trainer runs it.
 
-One step = forward + backward + AdamW update. The two models are timed alternately in one run
-(ours, theirs, ours, ...) so that machine drift hits both alike; the medians and their ratio are
-printed, and written as JSON with --json.
+Ours is one call of the trainer's own step component (``TorchStep`` built from the quick-start
+params with the model's shape swapped in): whatever the trainer does by default (eager or compiled,
+skipping padding, fused AdamW, gradient clipping, the host sync of the loss) is what is timed. HF
+is ``BertForTokenClassification`` with its default sdpa attention, stepped as ``Trainer`` does by
+default: forward under the autocast accelerate would apply, backward, clipping at
+``max_grad_norm``, and the optimizer ``Trainer.create_optimizer`` picks. HF is also timed through
+``torch.compile``, so a lead that only compilation would give is visible. All three hold the same
+weights and step the same padded batch, timed alternately so that machine drift hits them alike.
+
+MFU counts the model FLOPs of the real tokens only (6 x non-embedding parameters per token, plus
+attention's 12 x layers x hidden x row length), over ``--peak_tflops`` (the CUDA default is the
+dense bfloat16 peak of an H100/H200).
 
     python benchmarks/model_step.py                       # MiniLM 32x128 and BERT-base 8x128, CPU
-    python benchmarks/model_step.py --device cuda --dtype bfloat16
+    python benchmarks/model_step.py --device cuda --dtype bfloat16 --json out.json
 """
 
 from __future__ import annotations
@@ -21,113 +30,176 @@ from pathlib import Path
 import torch
 import transformers
 
-from modelzoo.bert import BertForTokenClassification
+from modelzoo.backends.torch_step import TorchStep
 from modelzoo.checkpoint.files import read_checkpoint
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.loop.distributed import DistContext
+from modelzoo.loop.tasks import Task, build_task
+from modelzoo.params.params import Params, load_params
 from modelzoo.tools.convert_checkpoint import convert
+from modelzoo.tools.quickstart import DEFAULT_CONFIG
 
+NUM_LABELS = 13  # the quick start's CoNLL-2003 label vocabulary
 CONFIGS = {  # name -> (HF config, batch size)
     "minilm-l6": (dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536), 32),
     "bert-base": (dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072), 8),
+    "tiny": (dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64), 4),  # smoke runs
 }
+CUDA_PEAK_TFLOPS = 989.0  # H100/H200 dense bfloat16
 
 
-def build_pair(hf_kwargs: dict, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """An HF token classifier and ours holding the same weights (through the converter)."""
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def hf_model(hf_kwargs: dict, device: str) -> transformers.BertForTokenClassification:
     torch.manual_seed(0)
-    hf_model = transformers.BertForTokenClassification(
-        transformers.BertConfig(**hf_kwargs, num_labels=7, attn_implementation="sdpa")
-    )
+    config = transformers.BertConfig(**hf_kwargs, num_labels=NUM_LABELS, attn_implementation="sdpa")
+    return transformers.BertForTokenClassification(config).to(device).train()
+
+
+def our_model(hf: torch.nn.Module, hf_kwargs: dict, dtype: str, device: str) -> tuple[Params, Task, torch.nn.Module]:
+    """The quick-start params with ``hf``'s shape, their task, and our model holding ``hf``'s weights."""
+    shape = {"hidden_size": "hidden_size", "num_hidden_layers": "num_hidden_layers",
+             "num_attention_heads": "num_heads", "intermediate_size": "filter_size"}
+    overrides = {f"model.{ours}": hf_kwargs[theirs] for theirs, ours in shape.items()}
+    overrides.update({"model.num_classes": NUM_LABELS, "runconfig.precision": dtype,
+                      "train_input.packing": False, "eval_input.packing": False})
+    params = load_params(DEFAULT_CONFIG, overrides)
+    task = build_task(params)
+    model = task.build_model()
     with tempfile.TemporaryDirectory() as workdir:
-        hf_model.save_pretrained(Path(workdir) / "hf")
+        hf.save_pretrained(Path(workdir) / "hf")
         convert(Path(workdir) / "hf", "hf", "modelzoo", Path(workdir) / "ours")
-        state_dict, config = read_checkpoint(Path(workdir) / "ours", "modelzoo")
-    ours = BertForTokenClassification(config)
-    ours.load_state_dict(state_dict)
-    return ours.to(device).train(), hf_model.to(device).train()
+        state_dict, _ = read_checkpoint(Path(workdir) / "ours", "modelzoo")
+    model.load_state_dict(state_dict)
+    return params, task, model.to(device)
 
 
-def make_batch(batch_size: int, seq_len: int, device: str) -> dict[str, torch.Tensor]:
-    """Rows of random real length (32..seq_len), padded: what a padded NER batch looks like."""
-    generator = torch.Generator().manual_seed(0)
-    lengths = torch.randint(32, seq_len + 1, (batch_size,), generator=generator)
-    positions = torch.arange(seq_len)[None]
-    attention_mask = (positions < lengths[:, None]).long()
-    input_ids = torch.randint(1000, 30000, (batch_size, seq_len), generator=generator) * attention_mask
-    labels = torch.randint(0, 7, (batch_size, seq_len), generator=generator)
-    return {
-        "input_ids": input_ids.to(device),
-        "attention_mask": attention_mask.to(device),
-        "token_type_ids": torch.zeros_like(input_ids).to(device),
-        "labels": torch.where(attention_mask.bool(), labels, -100).to(device),
-    }
+def our_step(hf: torch.nn.Module, hf_kwargs: dict, device: str, dtype: str) -> TorchStep:
+    """The trainer's step component over our model holding ``hf``'s weights (through the converter)."""
+    params, task, model = our_model(hf, hf_kwargs, dtype, device)
+    return TorchStep(params, task, model, DeviceSetup(torch.device(device), dtype), DistContext())
 
 
-def make_step(model: torch.nn.Module, batch: dict, device: str, dtype: torch.dtype):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    autocast = torch.autocast(device_type=device, dtype=dtype, enabled=dtype != torch.float32)
+def hf_step(model: torch.nn.Module, batch: dict, device: str, dtype: str, compiled: bool):
+    """One optimizer step as ``Trainer`` takes it by default (no accumulation, one process)."""
+    with tempfile.TemporaryDirectory() as output_dir:  # Trainer creates it; nothing is written there
+        args = transformers.TrainingArguments(output_dir=output_dir, report_to=[], use_cpu=device == "cpu")
+        optimizer = transformers.Trainer(model=model, args=args).create_optimizer()
+    forward = torch.compile(model) if compiled else model
+    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids", "labels")}
 
     def step() -> None:
         with autocast:
-            loss = model(**batch).loss
+            loss = forward(**inputs).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     return step
 
 
-def time_step(step, device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def make_batch(batch_size: int, seq_len: int, device: str) -> dict[str, torch.Tensor]:
+    """Rows of random real length (a quarter of seq_len up to all of it), padded: a padded NER batch."""
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(max(seq_len // 4, 2), seq_len + 1, (batch_size,), generator=generator)
+    attention_mask = (torch.arange(seq_len)[None] < lengths[:, None]).long()
+    input_ids = torch.randint(1000, 30000, (batch_size, seq_len), generator=generator) * attention_mask
+    labels = torch.randint(0, NUM_LABELS, (batch_size, seq_len), generator=generator)
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "token_type_ids": torch.zeros_like(input_ids),
+        "labels": torch.where(attention_mask.bool(), labels, -100),
+        "sentence_index": torch.arange(batch_size),
+    }
+    return {key: value.to(device) for key, value in batch.items()}
 
 
-def run(name: str, seq_len: int, repeats: int, warmup: int, device: str, dtype: torch.dtype) -> dict:
-    hf_kwargs, batch_size = CONFIGS[name]
-    ours, theirs = build_pair(hf_kwargs, device)
+def real_token_flops(model: torch.nn.Module, batch: dict) -> float:
+    """Training FLOPs of the batch's real tokens: 6N per token plus attention over each row's length."""
+    config = model.config
+    non_embedding = sum(p.numel() for name, p in model.named_parameters() if ".embeddings." not in name)
+    lengths = batch["attention_mask"].sum(dim=1).double()
+    attention = 12 * config.num_hidden_layers * config.hidden_size * (lengths**2).sum()
+    return float(6 * non_embedding * lengths.sum() + attention)
+
+
+def run(name: str, seq_len: int, batch_size: int | None, repeats: int, warmup: int, device: str, dtype: str,
+        peak_tflops: float | None, hf_compiled: bool = True) -> dict:
+    hf_kwargs, default_batch = CONFIGS[name]
+    batch_size = batch_size or default_batch
+    theirs = hf_model(hf_kwargs, device)
+    ours = our_step(theirs, hf_kwargs, device, dtype)
     batch = make_batch(batch_size, seq_len, device)
-    steps = {"ours": make_step(ours, batch, device, dtype), "hf": make_step(theirs, batch, device, dtype)}
+    steps = {"ours": lambda: ours.call([batch], 0.0), "hf": hf_step(theirs, batch, device, dtype, compiled=False)}
+    if hf_compiled:  # a copy with its own weights and optimizer, so that the steps do not interleave
+        steps["hf_compiled"] = hf_step(hf_model(hf_kwargs, device), batch, device, dtype, compiled=True)
     for _ in range(warmup):
         for step in steps.values():
             step()
     seconds = {key: [] for key in steps}
     for _ in range(repeats):
         for key, step in steps.items():
-            seconds[key].append(time_step(step, device))
-    tokens = batch_size * seq_len
-    result = {"model": name, "batch": f"{batch_size}x{seq_len}", "device": device, "dtype": str(dtype)}
-    for key in steps:
-        result[f"{key}_tokens_per_s"] = tokens / statistics.median(seconds[key])
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            seconds[key].append(time.perf_counter() - start)
+    flops = real_token_flops(theirs, batch)
+    result = {"model": name, "batch": f"{batch_size}x{seq_len}", "device": device, "dtype": dtype}
+    for key, times in seconds.items():
+        median = statistics.median(times)
+        result[f"{key}_tokens_per_s"] = batch_size * seq_len / median
+        if peak_tflops:
+            result[f"{key}_mfu"] = flops / median / (peak_tflops * 1e12)
     result["ratio_ours_over_hf"] = result["ours_tokens_per_s"] / result["hf_tokens_per_s"]
+    if hf_compiled:
+        result["ratio_ours_over_hf_compiled"] = result["ours_tokens_per_s"] / result["hf_compiled_tokens_per_s"]
     return result
+
+
+def format_result(result: dict) -> str:
+    sides = [key for key in ("ours", "hf", "hf_compiled") if f"{key}_tokens_per_s" in result]
+    line = f"{result['model']:10s} {result['batch']:7s} {result['device']} {result['dtype']}: " + ", ".join(
+        f"{side} {result[f'{side}_tokens_per_s']:.0f} tok/s" for side in sides
+    )
+    line += f"; ratio {result['ratio_ours_over_hf']:.3f}"
+    if "ratio_ours_over_hf_compiled" in result:
+        line += f" (over HF compiled {result['ratio_ours_over_hf_compiled']:.3f})"
+    if "ours_mfu" in result:
+        line += "; MFU " + ", ".join(f"{side} {result[f'{side}_mfu']:.1%}" for side in sides)
+    return line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--models", nargs="+", default=["minilm-l6", "bert-base"], choices=list(CONFIGS))
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch_size", type=int, help="rows a batch (default: 32 for MiniLM, 8 for BERT-base)")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per model (alternating)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--peak_tflops", type=float, help=f"for MFU (default on cuda: {CUDA_PEAK_TFLOPS:.0f})")
+    parser.add_argument("--skip_hf_compiled", action="store_true", help="leave HF with torch.compile out (dry runs)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    dtype = getattr(torch, args.dtype)
+    if args.device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    peak = args.peak_tflops or (CUDA_PEAK_TFLOPS if args.device == "cuda" else None)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
     results = []
     for name in args.models:
-        result = run(name, args.seq_len, args.repeats, args.warmup, args.device, dtype)
-        results.append(result)
-        print(
-            f"{name:10s} {result['batch']:7s} {args.device} {args.dtype}: ours {result['ours_tokens_per_s']:9.0f} tok/s, "
-            f"HF {result['hf_tokens_per_s']:9.0f} tok/s, ratio {result['ratio_ours_over_hf']:.3f}"
-        )
+        results.append(run(name, args.seq_len, args.batch_size, args.repeats, args.warmup, args.device, args.dtype, peak,
+                           not args.skip_hf_compiled))
+        print(format_result(results[-1]), flush=True)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 

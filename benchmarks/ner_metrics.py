@@ -3,8 +3,9 @@
 Real sentences (BC5CDR-chem devel + test by default) as gold; the "predictions" are the gold tags
 with a fraction of words replaced by random labels, so both valid and invalid IOB2 transitions
 occur, as in an early-training model's output. Two of our paths are timed: ``score_tags`` (tag
-strings, seqeval's input) and ``evaluate_examples`` (what the evaluation loop calls: label ids of
-padded 128-piece examples, 1-3 pieces per word, long sentences split). Prints one JSON line:
+strings, seqeval's input) and ``evaluate_examples`` (the evaluation loop's path,
+``first_piece_words`` then ``score_words``, on label ids of padded 128-piece examples, 1-3 pieces
+per word, long sentences split). Prints one JSON line:
 seconds for each, the ratio, and the largest difference between our scores and seqeval's (must be 0).
 
     python benchmarks/ner_metrics.py [--data_dir ../shared/data/bc5cdr-chem] [--sentences 9000]

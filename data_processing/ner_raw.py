@@ -147,3 +147,34 @@ def check_labels_known(path: Path, sentences: list[Sentence], known_labels: set[
                 raise DataFileError(
                     path, sentence.line_of(word_index), f"label {label!r} never occurs in the train split"
                 )
+
+
+def _begins_with_inside(previous: str, label: str) -> bool:
+    """An ``I`` label that continues no entity of its type: IOB1 writes entity starts that way."""
+    return label.startswith("I") and (previous == "O" or previous[2:] != label[2:])
+
+
+def check_iob2(path: Path, sentences: list[Sentence]) -> None:
+    """Fail at the first entity that begins with ``I-`` (IOB1, or broken IOB2): it would train as a continuation."""
+    for sentence in sentences:
+        for word_index, label in enumerate(sentence.labels):
+            if _begins_with_inside(sentence.labels[word_index - 1] if word_index else "O", label):
+                raise DataFileError(
+                    path,
+                    sentence.line_of(word_index),
+                    f"label {label!r} begins an entity: the file is IOB1 (or broken IOB2), this project reads "
+                    "IOB2; --convert_iob1 turns every entity-starting I- into B-",
+                )
+
+
+def iob1_to_iob2(sentences: list[Sentence]) -> int:
+    """IOB1 -> IOB2 in place: every ``I`` label that begins an entity becomes ``B``; returns how many changed."""
+    changed = 0
+    for sentence in sentences:
+        original = sentence.labels
+        sentence.labels = [
+            "B" + label[1:] if _begins_with_inside(original[index - 1] if index else "O", label) else label
+            for index, label in enumerate(original)
+        ]
+        changed += sum(old != new for old, new in zip(original, sentence.labels, strict=True))
+    return changed

@@ -5,7 +5,7 @@ Usage::
     python data_processing/write_csv_classifier.py --data_dir RAW --vocab_file VOCAB \
         --output_dir CSV [--do_lower_case] [--max_seq_length 128] [--labels 0,1]
 
-Input: ``RAW/{train,dev,test}.tsv`` (those present; train or dev required), a header line naming the
+Input: ``RAW/{train,dev,test}.tsv`` (those present; train required unless ``--labels`` is given), a header line naming the
 columns, one example per line. Text columns: ``sentence`` (single sentences, SST-2) or
 ``sentence1`` + ``sentence2`` (pairs: RTE, MRPC-style files); ``label`` is required; other columns
 (such as ``index``) are ignored. CRLF line ends are accepted. No quoting: GLUE TSVs do not quote.
@@ -28,8 +28,9 @@ Bad input stops the run with one line ``FILE:LINE: problem`` on stderr and exit 
 ``DataFileError`` of the NER pipeline): a line with the wrong number of columns, an empty file or
 one without examples, a label outside the label set, bytes that are not UTF-8, a missing or
 unusable vocab file. Everything is checked first, then written to a temporary folder beside
-``--output_dir``; each split folder is renamed into place (replacing an older one) only on success,
-so a failed run leaves ``--output_dir`` as it was.
+``--output_dir``, which becomes the complete new one in one rename only on success, so a failed or
+killed run leaves ``--output_dir`` as it was. A split folder that already holds files is replaced only
+with ``--overwrite``; nothing else in ``--output_dir`` is touched.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from pathlib import Path
 
 from transformers import BertTokenizerFast
 
-from modelzoo.common.atomic import replace_folders, staging_folder
-from modelzoo.common.errors import DataFileError
+from data_processing.output_folder import check_output_dir, publishing
+from modelzoo.common.errors import DataFileError, UserError
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_vocab
@@ -104,11 +105,11 @@ def read_tsv(path: Path) -> RawSplit:
 def load_tokenizer(vocab_file: Path, do_lower_case: bool) -> BertTokenizerFast:
     """A WordPiece tokenizer for ``vocab_file``, checked (by ``read_vocab``) to hold BERT's special tokens.
 
-    ``BertTokenizerFast(vocab=...)``, not ``vocab_file=``: in transformers 5.x the latter silently
-    builds a 5-token vocabulary.
+    Both ``vocab=`` and ``vocab_file=``: transformers 5.x reads the first (the second alone silently builds
+    a 5-token vocabulary), transformers 4.x (the IPU environment's, requirements-ipu.txt) the second.
     """
     read_vocab(vocab_file)
-    return BertTokenizerFast(vocab=str(vocab_file), do_lower_case=do_lower_case)
+    return BertTokenizerFast(vocab=str(vocab_file), vocab_file=str(vocab_file), do_lower_case=do_lower_case)
 
 
 def encode(
@@ -148,31 +149,34 @@ def write_split(
 
 def convert(
     data_dir: Path, vocab_file: Path, output_dir: Path, *, do_lower_case: bool, max_seq_length: int,
-    labels: list[str] | None, examples_per_shard: int,
+    labels: list[str] | None, examples_per_shard: int, overwrite: bool = False,
 ) -> dict[str, int]:
     """Read, check and write every split present; returns examples written per split.
 
-    The label set is ``labels`` if given, else the sorted labels of the train split (or of the first
-    split present). Raises DataFileError before anything changes at ``output_dir``.
+    The label set is ``labels`` if given, else the sorted labels of the train split (without either,
+    refused). Raises DataFileError before anything changes at ``output_dir``.
     """
     if not data_dir.is_dir():
         raise DataFileError(data_dir, None, "data directory not found")
     present = [split for split in SPLITS if (data_dir / f"{split}.tsv").is_file()]
     if not present:
         raise DataFileError(data_dir, None, f"no {', '.join(s + '.tsv' for s in SPLITS)} found")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise DataFileError(output_dir, None, "output path exists and is not a folder")
+    if "train" not in present and labels is None:
+        raise DataFileError(
+            data_dir, None, "no train.tsv: the train split defines the label set; give --labels to convert the others alone"
+        )
     tokenizer = load_tokenizer(vocab_file, do_lower_case)
     raw_splits = {split: read_tsv(data_dir / f"{split}.tsv") for split in present}
-    label_list = labels if labels is not None else sorted(set(raw_splits[present[0]].labels))
+    label_list = labels if labels is not None else sorted(set(raw_splits["train"].labels))
     label2id = {label: index for index, label in enumerate(label_list)}
     for split, raw in raw_splits.items():
         for label, line_number in zip(raw.labels, raw.line_numbers, strict=True):
             if label not in label2id:
                 raise DataFileError(data_dir / f"{split}.tsv", line_number, f"label {label!r} not in the label set {label_list}")
+    check_output_dir(output_dir, present, overwrite)
 
     written = {}
-    with staging_folder(output_dir) as staging:
+    with publishing(output_dir, present) as staging:
         for split, raw in raw_splits.items():
             input_ids, token_type_ids, truncated = encode(raw, tokenizer, max_seq_length)
             label_ids = [label2id[label] for label in raw.labels]
@@ -180,7 +184,6 @@ def convert(
             (staging / split / LABEL_VOCAB_FILE).write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
             written[split] = len(label_ids)
             print(f"{split}: {len(label_ids)} examples, {truncated} truncated to {max_seq_length} tokens")
-        replace_folders(staging, output_dir, list(raw_splits))  # anything else in output_dir stays
     return written
 
 
@@ -194,6 +197,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--labels", type=lambda text: text.split(","), default=None,
                         help="comma-separated label set in id order (default: sorted labels of the train split)")
     parser.add_argument("--examples_per_shard", type=int, default=50_000, help="examples per CSV file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace split folders that already hold files (once the new ones are complete)")
     return parser.parse_args(argv)
 
 
@@ -206,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         convert(
             args.data_dir, args.vocab_file, args.output_dir, do_lower_case=args.do_lower_case,
             max_seq_length=args.max_seq_length, labels=args.labels,
-            examples_per_shard=args.examples_per_shard,
+            examples_per_shard=args.examples_per_shard, overwrite=args.overwrite,
         )
-    except DataFileError as error:
+    except UserError as error:  # bad input, or an output place that cannot be written
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     return 0
 
 

@@ -6,8 +6,11 @@
 Each of OUT/train, OUT/dev, OUT/test holds the CSV shard(s) (header
 ``tokens,labels,sentence_index,word_index``), ``meta.dat`` (``filename count`` per line) and
 ``label2id.json``. Every input file is read and checked before anything is written; the folders
-are written under a temporary name beside OUT and renamed into place only when complete, so a
-bad input leaves OUT as it was. A problem is one line ``FILE:LINE: problem`` on stderr, exit code 2.
+are written under a temporary name beside OUT and OUT becomes the complete new one in one rename,
+so a bad input or a kill leaves OUT as it was. A split folder that already holds files is replaced
+only with ``--overwrite``; nothing else in OUT is touched. A word longer than one example is split
+over consecutive examples (``modelzoo.data.windows``), never dropped. A problem is one line
+``FILE:LINE: problem`` on stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -26,16 +29,19 @@ from data_processing.ner_examples import Example, sentence_examples
 from data_processing.ner_raw import (
     FORMATS,
     Sentence,
+    check_iob2,
     check_labels_known,
     find_split_files,
+    iob1_to_iob2,
     read_split_file,
     strip_entity_type,
 )
-from modelzoo.common.atomic import replace_folders, staging_folder
-from modelzoo.common.errors import DataFileError
-from modelzoo.data.conll2003 import DatasetNotFoundError, conll2003_dir
+from data_processing.output_folder import check_output_dir, publishing
+from modelzoo.common.errors import DataFileError, UserError
+from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
-from modelzoo.data.vocab import UNK_TOKEN, build_label_vocab
+from modelzoo.data.vocab import UNK_TOKEN, build_label_vocab, read_label_vocab
+from modelzoo.data.windows import count_split_words
 from modelzoo.data.wordpiece import WordPieceTokenizer
 
 BUNDLED_DATASETS = {"conll2003": conll2003_dir}
@@ -56,6 +62,7 @@ class SplitSummary:
     words: int
     pieces: int
     unknown_pieces: int
+    split_words: int
     example_lengths: np.ndarray
     files: list[str] = field(default_factory=list)
 
@@ -70,6 +77,7 @@ class ConversionSummary:
     label2id: dict[str, int]
     splits: list[SplitSummary]
     seconds: float
+    iob1_converted: int = 0
 
 
 def convert(
@@ -82,31 +90,50 @@ def convert(
     file_format: str | None = None,
     strip_entity_types: bool = False,
     num_output_files: int = 1,
+    overwrite: bool = False,
+    convert_iob1: bool = False,
+    label_vocab_file: str | Path | None = None,
 ) -> ConversionSummary:
-    """Convert every split file of ``data_dir`` into ``output_dir/<split>/``; raises DataFileError on bad input."""
+    """Convert every split file of ``data_dir`` into ``output_dir/<split>/``; raises DataFileError on bad input.
+
+    The label vocab is that of the train split (untyped with ``strip_entity_types``), or the
+    ``label_vocab_file`` given; without either, a folder without a train split is refused.
+    """
     started = time.perf_counter()
     if max_seq_length < 3:
         raise ValueError(f"max_seq_length must be at least 3 ([CLS], one piece, [SEP]), got {max_seq_length}")
     if num_output_files < 1:
         raise ValueError(f"num_output_files must be at least 1, got {num_output_files}")
+    output_dir = Path(output_dir)
     split_files = find_split_files(data_dir)
+    if "train" not in split_files and label_vocab_file is None and not strip_entity_types:
+        raise DataFileError(
+            data_dir, None, "no train split: the train split defines the label vocab; give --label_vocab_file "
+            "(a label2id.json) to convert the other splits alone"
+        )
     tokenizer = WordPieceTokenizer(vocab_file, do_lower_case)
     sentences_of_split: dict[str, list[Sentence]] = {}
     format_of_split: dict[str, str] = {}
+    iob1_converted = 0
     for split, path in split_files.items():
         sentences_of_split[split], format_of_split[split] = read_split_file(path, file_format)
+        if convert_iob1:
+            iob1_converted += iob1_to_iob2(sentences_of_split[split])
+        else:
+            check_iob2(path, sentences_of_split[split])
     if strip_entity_types:
         for sentences in sentences_of_split.values():
             for sentence in sentences:
                 sentence.labels = [strip_entity_type(label) for label in sentence.labels]
+    if label_vocab_file is not None:
+        label2id = read_label_vocab(label_vocab_file)
+    elif strip_entity_types:
         label2id = build_label_vocab(UNTYPED_LABELS)
     else:
-        vocab_splits = ["train"] if "train" in sentences_of_split else list(sentences_of_split)
-        label2id = build_label_vocab(
-            {label for split in vocab_splits for sentence in sentences_of_split[split] for label in sentence.labels}
-        )
+        label2id = build_label_vocab({label for sentence in sentences_of_split["train"] for label in sentence.labels})
     for split, sentences in sentences_of_split.items():
         check_labels_known(split_files[split], sentences, label2id)
+    check_output_dir(output_dir, list(split_files), overwrite)
 
     examples_of_split: dict[str, list[Example]] = {}
     summaries: list[SplitSummary] = []
@@ -114,14 +141,14 @@ def convert(
         examples: list[Example] = []
         pieces_of_split = 0
         unknown_pieces = 0
+        split_words = 0
         pieces_of_sentences = tokenizer.pieces_of_sentences([sentence.words for sentence in sentences])
         for sentence_index, (sentence, word_pieces) in enumerate(zip(sentences, pieces_of_sentences, strict=True)):
             for pieces in word_pieces:
                 pieces_of_split += len(pieces)
                 unknown_pieces += pieces.count(UNK_TOKEN)
-            examples.extend(
-                sentence_examples(sentence, sentence_index, word_pieces, max_seq_length, split_files[split])
-            )
+            split_words += count_split_words([len(pieces) for pieces in word_pieces], max_seq_length - 2)
+            examples.extend(sentence_examples(sentence, sentence_index, word_pieces, max_seq_length))
         examples_of_split[split] = examples
         summaries.append(
             SplitSummary(
@@ -133,31 +160,17 @@ def convert(
                 words=sum(len(sentence.words) for sentence in sentences),
                 pieces=pieces_of_split,
                 unknown_pieces=unknown_pieces,
+                split_words=split_words,
                 example_lengths=np.array([len(example.tokens) for example in examples]),
             )
         )
 
-    output_dir = Path(output_dir)
-    _publish(output_dir, examples_of_split, label2id, num_output_files, summaries)
-    return ConversionSummary(output_dir, label2id, summaries, time.perf_counter() - started)
-
-
-def _publish(
-    output_dir: Path,
-    examples_of_split: dict[str, list[Example]],
-    label2id: dict[str, int],
-    num_output_files: int,
-    summaries: list[SplitSummary],
-) -> None:
-    """Write every split folder in a staging folder beside ``output_dir``, then rename each into place."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise DataFileError(output_dir, None, "output path exists and is not a folder")
-    with staging_folder(output_dir) as staging:
+    with publishing(output_dir, list(split_files)) as staging:
         for summary in summaries:
             summary.files = _write_split(
                 staging / summary.name, summary.name, examples_of_split[summary.name], label2id, num_output_files
             )
-        replace_folders(staging, output_dir, [summary.name for summary in summaries])
+    return ConversionSummary(output_dir, label2id, summaries, time.perf_counter() - started, iob1_converted)
 
 
 def _write_split(
@@ -202,6 +215,10 @@ def format_summary(summary: ConversionSummary) -> str:
             f"{split.pieces:>8} {100 * split.unknown_rate:>7.3f}  length {length_text:<{len(percentile_names)}}  "
             f"{', '.join(split.files)}"
         )
+    split_words = ", ".join(f"{split.name} {split.split_words}" for split in summary.splits)
+    rows.append(f"words longer than one example (split over several, first piece labelled): {split_words}")
+    if summary.iob1_converted:
+        rows.append(f"converted {summary.iob1_converted} IOB1 labels to IOB2 (an I- beginning an entity became B-)")
     rows.append(f"labels ({len(summary.label2id)}): {' '.join(summary.label2id)}")
     rows.append(f"wrote {summary.output_dir} in {summary.seconds:.2f} s")
     return "\n".join(rows)
@@ -232,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_seq_length",
         type=int,
         default=128,
-        help="most tokens per example, [CLS] and [SEP] included; longer sentences are split between words",
+        help="most tokens per example, [CLS] and [SEP] included; longer sentences are split between words "
+        "(a word longer than a whole example continues in the next)",
     )
     parser.add_argument(
         "--format",
@@ -247,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num_output_files", type=int, default=1, help="CSV shards per split (fewer if a split has fewer examples)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace split folders of OUT that already hold files (once the new ones are complete)"
+    )
+    parser.add_argument(
+        "--convert_iob1", action="store_true", help="read IOB1 labels (an entity may begin with I-) and write them as IOB2"
+    )
+    parser.add_argument(
+        "--label_vocab_file", help="label2id.json to use instead of the train split's labels (needed without a train split)"
     )
     return parser
 
@@ -269,10 +296,13 @@ def main(argv: list[str] | None = None) -> int:
             file_format=args.format,
             strip_entity_types=args.strip_entity_types,
             num_output_files=args.num_output_files,
+            overwrite=args.overwrite,
+            convert_iob1=args.convert_iob1,
+            label_vocab_file=args.label_vocab_file,
         )
-    except (DataFileError, DatasetNotFoundError) as error:
+    except UserError as error:  # bad input, a missing dataset, an output place that cannot be written
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     print(format_summary(summary))
     if not args.do_lower_case and max(split.unknown_rate for split in summary.splits) > 0.05:
         print("note: many [UNK] pieces; an uncased vocab needs --do_lower_case", file=sys.stderr)

@@ -27,12 +27,12 @@ def tiny_vocab() -> Path:
 
 @pytest.fixture(scope="session")
 def ner_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"train", "devel", "test"}``: CSV split folders of the synthetic NER sentences (typed
+    """``{"train", "dev", "test"}``: CSV split folders of the synthetic NER sentences (typed
     PER/LOC/ORG/MISC labels); ``"raw"``: their TSV folder; ``"vocab"``."""
     root = tmp_path_factory.mktemp("ner_csv")
     raw = TEST_DATA / "ner"
     convert_ner(raw, tiny_vocab, root / "csv", do_lower_case=True, max_seq_length=MAX_SEQUENCE_LENGTH)
-    splits = {split: root / "csv" / split for split in ("train", "devel", "test")}
+    splits = {split: root / "csv" / split for split in ("train", "dev", "test")}
     return {**splits, "raw": raw, "vocab": tiny_vocab}
 
 

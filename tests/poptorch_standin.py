@@ -10,19 +10,26 @@ CPU per micro batch (backward, optimizer step and zero_grad for training), and `
 yields combined batches sized as poptorch documents. What they emulate is what the executor relies
 on: the combined batch split into micro batches, outputs per ``outputMode``, a learning rate that
 changes on the device only through ``setOptimizer``, a loss that must be marked with
-``identity_loss``, and attach/detach rules. Nothing is compiled: a test that passes against it shows
-which documented poptorch calls our code makes and that the loop around them is sound, not that
-poptorch accepts them.
+``identity_loss``, and attach/detach rules. The wrapped forward runs under :class:`OperationCheck`,
+which fails on the first operation poptorch's supported-operations list lacks
+(tests/poptorch_supported_ops.py), and poptorch optimizers' ``loss_scaling`` scales the loss of the
+backward pass and unscales the gradients. Nothing is compiled: a test that passes against it shows
+which documented poptorch calls our code makes, that the forward keeps to the documented operations
+and that the loop around them is sound, not that poptorch accepts them.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode, resolve_name
+
+from tests.poptorch_supported_ops import unsupported_reason
 
 
 class AutoStage(enum.Enum):
@@ -55,6 +62,30 @@ class _RecordedCalls:
         for log in self._logs:
             log.append((self._path, args))
         return self
+
+
+class UnsupportedOperationError(RuntimeError):
+    """The forward called an operation that poptorch's supported-operations list does not have."""
+
+
+class OperationCheck(TorchFunctionMode):
+    """Counts every torch function the code under it calls (in ``seen``, by resolved name) and raises
+    :class:`UnsupportedOperationError` at the first one poptorch's list lacks. A mode sees the calls
+    the model's code makes, not the ones inside them (``F.linear``, not the matmul inside it), which is
+    the level poptorch's list is written at."""
+
+    def __init__(self, seen: Counter) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = resolve_name(func) or repr(func)
+        self.seen[name] += 1
+        reason = unsupported_reason(name, args, kwargs)
+        if reason is not None:
+            raise UnsupportedOperationError(f"stand-in poptorch: {reason}")
+        return func(*args, **kwargs)
 
 
 def option_value(options: _RecordedCalls, path: str, default: Any) -> Any:
@@ -142,7 +173,8 @@ class StandinPoptorch:
 
 def _standin_optimizer(base: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
     """``poptorch.optim.X``: the torch optimizer, taking (and keeping in ``ipu_options``) poptorch's extra
-    arguments; ``max_grad_norm`` clips before each step, as poptorch documents for Adam and AdamW."""
+    arguments; ``loss_scaling`` is undone on the gradients and ``max_grad_norm`` clips before each step, as
+    poptorch documents for them."""
 
     class StandinOptimizer(base):
         IPU_ARGS = (
@@ -153,6 +185,13 @@ def _standin_optimizer(base: type[torch.optim.Optimizer]) -> type[torch.optim.Op
         def __init__(self, params, **kwargs: Any) -> None:
             self.ipu_options = {key: kwargs.pop(key) for key in self.IPU_ARGS if key in kwargs}
             super().__init__(params, **kwargs)
+
+        def unscale(self, scale: float) -> None:
+            """Undo ``loss_scaling`` on the gradients before the update, as poptorch's optimizers do."""
+            for group in self.param_groups:
+                for parameter in group["params"]:
+                    if parameter.grad is not None:
+                        parameter.grad.div_(scale)
 
         def clip(self) -> None:
             limit = self.ipu_options.get("max_grad_norm", math.inf)
@@ -196,6 +235,7 @@ class StandinExecutor:
         self.compiled = self.attached = False
         self.device_rates: list[float] = []
         self.rates_used: list[float] = []  # the rate of every optimizer step run on the "device"
+        self.operations: Counter = Counter()  # the torch functions its forwards called, by resolved name
         self.calls = 0
 
     def _event(self, name: str, *details: Any) -> None:
@@ -229,19 +269,21 @@ class StandinExecutor:
             self.model.eval()
             with torch.no_grad():
                 for m in range(count):
-                    outputs.append(self.model(*[tensor[m * micro : (m + 1) * micro] for tensor in inputs]))
+                    outputs.append(self._forward([tensor[m * micro : (m + 1) * micro] for tensor in inputs]))
             return outputs
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        scale = self.optimizer.ipu_options.get("loss_scaling", 1.0)
         for m in range(count):
-            output = self.model(*[tensor[m * micro : (m + 1) * micro] for tensor in inputs])
+            output = self._forward([tensor[m * micro : (m + 1) * micro] for tensor in inputs])
             loss = output[0] if isinstance(output, tuple) else output
             assert id(loss) in self.standin.losses, "stand-in poptorch: the loss must come from poptorch.identity_loss"
-            (loss / count).backward()
+            (loss * (scale / count)).backward()
             outputs.append(tuple(o.detach() for o in output) if isinstance(output, tuple) else output.detach())
         host_rates = [group["lr"] for group in self.optimizer.param_groups]
         for group, rate in zip(self.optimizer.param_groups, self.device_rates, strict=True):
             group["lr"] = rate
+        self.optimizer.unscale(scale)
         self.optimizer.clip()
         self.optimizer.step()
         self.rates_used.append(self.device_rates[0])
@@ -249,6 +291,10 @@ class StandinExecutor:
             group["lr"] = rate
         self.optimizer.zero_grad(set_to_none=True)
         return outputs
+
+    def _forward(self, inputs: list[torch.Tensor]) -> Any:
+        with OperationCheck(self.operations):
+            return self.model(*inputs)
 
     def _combine(self, outputs: list[Any]) -> Any:
         mode = option_value(self.options, "outputMode", OutputMode.Final if self.training else OutputMode.All)

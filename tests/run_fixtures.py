@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from modelzoo.cli.main import main
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +79,12 @@ def run_py(*args: str, launcher: tuple[str, ...] = (sys.executable,), timeout: f
 
 def model_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+
+
+def predict(params_file, capsys, *args: str) -> tuple[int, str, list[str]]:
+    """Exit code, stdout and the ``error:`` lines of an in-process ``run.py CPU --mode predict``."""
+    capsys.readouterr()
+    rc = main(["CPU", "--mode", "predict", "--params", str(params_file), *args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return rc, captured.out, [line for line in captured.err.splitlines() if line.startswith("error:")]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from modelzoo.backends.torch_step import TorchStep
 from modelzoo.loop.device import DeviceSetup
 from modelzoo.loop.distributed import DistContext
 from modelzoo.loop.tasks import build_task
@@ -29,7 +30,8 @@ def test_tiny_run_repeats_the_recorded_losses(ner_csv, tmp_path):
     try:
         torch.manual_seed(params.runconfig.seed)
         task = build_task(params)
-        trainer = Trainer(params, task, task.build_model(), DeviceSetup(torch.device("cpu")), DistContext(), Path(tmp_path / "run"))
+        step = TorchStep(params, task, task.build_model(), DeviceSetup(torch.device("cpu")), DistContext())
+        trainer = Trainer(params, step, DistContext(), Path(tmp_path / "run"))
         try:
             losses = trainer.train()
         finally:

@@ -24,6 +24,8 @@ from modelzoo.backends.ipu_options import (
 from modelzoo.common.errors import ParamsError, UserError
 from modelzoo.common.schema import build
 from modelzoo.params.ipu import IPUParams, ipu_params_from_json
+from modelzoo.params.params import load_params
+from tests.conftest import REPO_ROOT
 from tests.poptorch_standin import AutoStage, OutputMode, StandinPoptorch, Strategy
 
 # --- stage plan ----------------------------------------------------------------------------------
@@ -244,6 +246,8 @@ def test_yaml_section_derives_ipus_per_replica_from_layers_per_ipu():
         ({"available_memory_proportion": 1.5}, ["ipu.available_memory_proportion", "(0, 1]"]),
         ({"gradient_accumulation": 0}, ["ipu.gradient_accumulation: must be at least 1"]),
         ({"gradient_accumlation": 8}, ["did you mean 'gradient_accumulation'"]),
+        ({"loss_scaling": 0}, ["ipu.loss_scaling: must be a positive finite number, got 0"]),
+        ({"loss_scaling": -8.0}, ["ipu.loss_scaling", "got -8.0"]),
     ],
 )
 def test_bad_yaml_section_is_an_error_naming_the_key(values, words):
@@ -347,6 +351,22 @@ def test_ipu_config_file_in_the_yaml_section_uses_its_pod_type(write_config):
     resolved = resolve_ipu_params(params, 12)
     assert (resolved.replication_factor, resolved.gradient_accumulation) == (1, 512)
     assert resolved.ipu_config_file is None  # the resolved section holds the effective values itself
+
+
+def test_loss_scaling_is_kept_beside_an_ipu_config_file(write_config):
+    """optimum takes the loss scaling as a training argument, not an IPUConfig key: the section keeps it."""
+    path = write_config({"replication_factor": PER_POD})
+    params = build(IPUParams, {"ipu_config_file": path, "pod_type": "pod4", "loss_scaling": 64}, "ipu")
+    assert resolve_ipu_params(params, 12).loss_scaling == 64
+
+
+def test_the_pod4_config_follows_optimums_bert_base_and_splits_its_batches():
+    params = load_params(REPO_ROOT / "configs" / "bert_base_ner.yaml")
+    ipu = resolve_ipu_params(params.ipu, params.model.num_hidden_layers)
+    assert (ipu.ipus_per_replica, ipu.layers_per_ipu, ipu.replication_factor) == (4, [0, 4, 4, 4], 1)
+    assert layer_placement(12, ipu.layers_per_ipu, 4) == [1] * 4 + [2] * 4 + [3] * 4
+    assert batch_plan(params.train_input.batch_size, ipu, training=True, key="k") == BatchPlan(1, 16, 1, 1)
+    assert params.runconfig.precision == "bfloat16" and ipu.loss_scaling == 64  # float16 on the IPU
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from tests.run_fixtures import model_tensors, tiny_params, write_params
 SCHEDULE = [
     {"scheduler": "Linear", "initial_learning_rate": 1.0e-3, "end_learning_rate": 4.0e-3, "total_iters": 4},
     {"scheduler": "Linear", "initial_learning_rate": 4.0e-3, "end_learning_rate": 1.0e-3, "total_iters": 8},
+    {"scheduler": "Constant", "learning_rate": 1.0e-3},  # open-ended: a resume may train past step 12
 ]
 RUN = {"max_steps": 12, "save_checkpoints_steps": 4, "eval_frequency": 8, "log_steps": 3}
 IPU_SECTION = {

@@ -9,7 +9,7 @@ from torch import nn
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.optim.lr_schedule import PiecewiseLR, learning_rate_at, parse_learning_rate
-from modelzoo.optim.optimizer import build_lr_scheduler, build_optimizer, clip_gradients, parameter_groups
+from modelzoo.optim.optimizer import build_lr_scheduler, build_optimizer, parameter_groups
 from modelzoo.params.params import OptimizerParams
 
 WARMUP_THEN_DECAY = [
@@ -163,13 +163,3 @@ def test_resume_from_state_dicts_continues_the_same_sequence():
 def test_schedule_errors_name_the_entry_and_the_fix(learning_rate, message):
     with pytest.raises(ParamsError, match=message):
         OptimizerParams(learning_rate=learning_rate)
-
-
-def test_gradient_clipping_only_when_asked():
-    model = nn.Linear(3, 1)
-    model(torch.full((1, 3), 100.0)).sum().backward()
-    assert clip_gradients(model, OptimizerParams()) is None
-    norm_before = clip_gradients(model, OptimizerParams(max_gradient_norm=1.0))
-    assert norm_before > 1.0
-    total = torch.sqrt(sum((p.grad**2).sum() for p in model.parameters()))
-    assert total == pytest.approx(1.0, rel=1e-5)

@@ -83,7 +83,9 @@ def test_packed_ner_run_scores_every_raw_word(ner_folders, vocab, tmp_path):
     results = run(tmp_path, params_file(tmp_path, ner_folders, vocab, {"num_classes": 7}, PACK))
     assert results["scores"]["num_sentences"] == ner_folders["sentences"]
     assert results["scores"]["num_words"] == ner_folders["words"]
-    assert 0.0 <= results["f1"] <= 1.0 and results["loss"] > 0
+    overall = results["scores"]["overall"]
+    assert results["f1"] == overall["f1"] and results["loss"] > 0
+    assert overall["f1"] == pytest.approx(harmonic_mean(overall["precision"], overall["recall"]))
 
 
 def test_packed_sst2_run_scores_every_dev_sentence_once(sst2_folders, vocab, tmp_path):
@@ -136,3 +138,7 @@ def test_packed_evaluation_scores_what_the_padded_one_scores(ner_folders, sst2_f
         assert packed["scores"] == padded["scores"]
     else:
         assert (packed["correct"], packed["num_sequences"]) == (padded["correct"], padded["num_sequences"])
+
+
+def harmonic_mean(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)

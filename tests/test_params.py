@@ -87,8 +87,8 @@ def test_syntax_error_gives_file_line_and_column(tmp_path):
 
 
 def test_unknown_key_gives_its_line_and_the_nearest_valid_key(tmp_path):
-    path = write(tmp_path, "model:\n  num_classes: 7\noptimizer:\n  weight_decay: 0.0\n  epsilon: 1.e-6\n")
-    assert load_error(path) == f"{path}:5:3: optimizer: unknown key 'epsilon' (did you mean 'eps'?)"
+    path = write(tmp_path, "model:\n  num_classes: 7\noptimizer:\n  weight_decay: 0.0\n  epslion: 1.e-6\n")
+    assert load_error(path) == f"{path}:5:3: optimizer: unknown key 'epslion' (did you mean 'eps'?)"
 
 
 def test_unknown_section_is_named(tmp_path):

@@ -7,8 +7,10 @@ predicts on the CSV rows evaluation reads, so predict and evaluate see the same 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from tests.run_fixtures import (
     MAX_SEQUENCE_LENGTH,
     REPO_ROOT,
     model_tensors,
+    predict,
     subprocess_env,
     tiny_params,
     write_params,
@@ -43,34 +46,28 @@ def trained(ner_csv, tmp_path_factory):
     return params_file, root / "run"
 
 
-def predict(params_file, capsys, *args: str) -> tuple[int, str, list[str]]:
-    """Exit code, stdout and the ``error:`` lines of an in-process ``run.py CPU --mode predict``."""
-    capsys.readouterr()
-    rc = main(["CPU", "--mode", "predict", "--params", str(params_file), *args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return rc, captured.out, [line for line in captured.err.splitlines() if line.startswith("error:")]
-
-
-def expected_tags(params_file, checkpoint) -> list[list[str]]:
-    """The model's tag at every word's first piece, on the CSV rows evaluation reads."""
+def expected_tags(params_file, checkpoint) -> tuple[list[list[str]], list[list[float]]]:
+    """The model's tag at every word's first piece, on the CSV rows evaluation reads, and its probability."""
     params = load_params(params_file)
     dataset = NerCsvDataset.from_params(params.eval_input)
     model = BertForTokenClassification(params.model).eval()
     model.load_state_dict(model_tensors(checkpoint))
     features = dataset.example_features
     with torch.inference_mode():
-        predicted = model(
+        logits = model(
             input_ids=torch.from_numpy(features["input_ids"]), attention_mask=torch.from_numpy(features["attention_mask"])
-        ).logits.argmax(-1).numpy()
+        ).logits
+    probabilities, predicted = (values.numpy() for values in logits.softmax(-1).max(-1))
     tag_of_id = LabelVocab.from_labels([dataset.id2label[i] for i in range(len(dataset.id2label))]).word_tags()
-    tags: dict[int, dict[int, str]] = {}
+    tags: dict[int, dict[int, tuple[str, float]]] = {}
     for row, sentence in enumerate(features["sentence_index"]):
         word_index = features["word_index"][row]
         first = (word_index >= 0) & (word_index != np.concatenate([[-1], word_index[:-1]]))
         for position in np.flatnonzero(first):
-            tags.setdefault(int(sentence), {})[int(word_index[position])] = tag_of_id[predicted[row, position]]
-    return [[words[i] for i in range(len(words))] for _, words in sorted(tags.items())]
+            tag = (tag_of_id[predicted[row, position]], float(probabilities[row, position]))
+            tags.setdefault(int(sentence), {})[int(word_index[position])] = tag
+    per_sentence = [[words[i] for i in range(len(words))] for _, words in sorted(tags.items())]
+    return [[tag for tag, _ in words] for words in per_sentence], [[score for _, score in words] for words in per_sentence]
 
 
 def test_predicted_tags_equal_the_models_tags_on_the_eval_rows(trained, ner_csv, tmp_path, capsys):
@@ -84,7 +81,12 @@ def test_predicted_tags_equal_the_models_tags_on_the_eval_rows(trained, ner_csv,
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [r["words"] for r in records] == [s.words for s in sentences]
     checkpoint = sorted(model_dir.glob("checkpoint_*.mdl"))[-1]
-    assert [r["tags"] for r in records] == expected_tags(params_file, checkpoint)
+    tags, scores = expected_tags(params_file, checkpoint)
+    assert [r["tags"] for r in records] == tags
+    assert np.allclose(np.concatenate([r["word_scores"] for r in records]), np.concatenate(scores), atol=1e-4)
+    for record in records:
+        for entity in record["entities"]:
+            assert entity["score"] == min(record["word_scores"][entity["start_word"] : entity["end_word"]])
 
 
 def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, tmp_path, capsys, monkeypatch):
@@ -154,7 +156,11 @@ def test_predict_needs_no_csv_folder_only_the_vocabularies(ner_csv, trained, tmp
     assert json.loads(stdout)["words"] == ["Cocaine", "and", "haloperidol", "."]
 
 
-@pytest.mark.parametrize("problem", ["missing file", "empty input", "no checkpoint", "no --input", "input in train mode"])
+PROBLEMS = ["missing file", "directory", "empty input", "no checkpoint", "no --input", "input in train mode",
+            "pairs for a tagger", "resume to stdout", "conll scores in jsonl", "score above 1"]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
 def test_bad_prediction_requests_are_one_error_line(trained, tmp_path, capsys, problem):
     params_file, _ = trained
     empty = tmp_path / "empty.txt"
@@ -165,9 +171,13 @@ def test_bad_prediction_requests_are_one_error_line(trained, tmp_path, capsys, p
         "no checkpoint": ["--input", str(empty.with_name("x.txt")), "--model_dir", str(tmp_path / "fresh")],
         "no --input": [],
         "input in train mode": ["--input", str(empty)],
+        "directory": ["--input", str(tmp_path)],
+        "pairs for a tagger": ["--input", str(empty.with_name("x.txt")), "--pairs"],
+        "resume to stdout": ["--input", str(empty.with_name("x.txt")), "--resume"],
+        "conll scores in jsonl": ["--input", str(empty.with_name("x.txt")), "--conll_scores"],
+        "score above 1": ["--input", str(empty.with_name("x.txt")), "--min_entity_score", "1.5"],
     }[problem]
-    if problem == "no checkpoint":
-        empty.with_name("x.txt").write_text("Some words.\n", encoding="utf-8")
+    empty.with_name("x.txt").write_text("Some words.\n", encoding="utf-8")
     capsys.readouterr()
     mode = "train" if problem == "input in train mode" else "predict"
     rc = main(["CPU", "--mode", mode, "--params", str(params_file), *args])
@@ -177,5 +187,124 @@ def test_bad_prediction_requests_are_one_error_line(trained, tmp_path, capsys, p
     assert len(errors) == 1, captured.err
     assert "Traceback" not in captured.err
     expected = {"missing file": "not found", "empty input": "no words", "no checkpoint": "no checkpoint",
-                "no --input": "--input", "input in train mode": "only for --mode predict"}[problem]
+                "no --input": "--input", "input in train mode": "only for --mode predict",
+                "directory": "is a directory, not a text file", "pairs for a tagger": "--pairs: only for model.head",
+                "resume to stdout": "--resume: continues an --output", "conll scores in jsonl": "--conll_scores",
+                "score above 1": "between 0 and 1"}[problem]
     assert expected in errors[0]
+
+
+def test_the_threshold_drops_the_entities_scored_below_it(trained, ner_csv, tmp_path, capsys):
+    params_file, _ = trained
+    sentences, _ = read_split_file(ner_csv["raw"] / "test.tsv")
+    source = tmp_path / "words.txt"
+    source.write_text("".join(" ".join(s.words) + "\n" for s in sentences), encoding="utf-8")
+    _, stdout, _ = predict(params_file, capsys, "--input", str(source), "--pretokenized")
+    everything = [json.loads(line) for line in stdout.splitlines()]
+    scores = sorted(entity["score"] for record in everything for entity in record["entities"])
+    assert len(scores) > 2 and scores[0] < scores[-1]
+    threshold = scores[len(scores) // 2]
+    rc, stdout, errors = predict(
+        params_file, capsys, "--input", str(source), "--pretokenized", "--min_entity_score", str(threshold)
+    )
+    assert (rc, errors) == (0, [])
+    for before, after in zip(everything, map(json.loads, stdout.splitlines()), strict=True):
+        assert after["entities"] == [entity for entity in before["entities"] if entity["score"] >= threshold]
+        inside = {i for entity in after["entities"] for i in range(entity["start_word"], entity["end_word"])}
+        assert [tag for i, tag in enumerate(after["tags"]) if i not in inside] == ["O"] * (len(after["tags"]) - len(inside))
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "conll"])
+def test_resume_after_a_cut_completes_the_output_as_an_uninterrupted_run(trained, tmp_path, capsys, output_format):
+    """A kill can leave the output cut anywhere, even inside a record: ``--resume`` must finish it exactly."""
+    params_file, _ = trained
+    source = tmp_path / "in.txt"
+    lines = [f"Word{i % 13} met word{i % 7} in city{i % 5} ." if i % 9 else "" for i in range(1, 61)]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    base = ["--input", str(source), "--output_format", output_format, "--conll_scores"][: 4 if output_format == "jsonl" else 5]
+    full = tmp_path / "full.out"
+    assert predict(params_file, capsys, *base, "--chunk_lines", "8", "--output", str(full))[0] == 0
+    expected = full.read_bytes()
+    for cut in (0, 1, len(expected) // 3, len(expected) // 2 + 7, len(expected) - 1, len(expected)):
+        output = tmp_path / "cut.out"
+        output.write_bytes(expected[:cut])
+        capsys.readouterr()
+        rc = main(["CPU", "--mode", "predict", "--params", str(params_file), *base, "--chunk_lines", "8",
+                   "--output", str(output), "--resume"])
+        err = capsys.readouterr().err
+        assert rc == 0, err
+        assert output.read_bytes() == expected, cut
+        assert f"{len(lines)}/{len(lines)}" in err  # the progress bar, total known for a file
+
+
+def test_a_line_of_a_million_characters_is_windowed_in_bounded_memory(trained, tmp_path):
+    params_file, _ = trained
+    source = tmp_path / "huge.txt"
+    line = " ".join(f"word{i % 37}" for i in range(150_000))[:1_000_000]
+    source.write_text("A short line .\n" + line + "\n", encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    script = (
+        "import resource, sys; from modelzoo.cli.main import main; "
+        f"code = main(['CPU', '--mode', 'predict', '--params', {str(params_file)!r}, '--input', {str(source)!r}, "
+        f"'--output', {str(output)!r}]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
+                            env=subprocess_env(), timeout=600)
+    assert result.returncode == 0, result.stderr
+    short, huge = (json.loads(record) for record in output.read_text(encoding="utf-8").splitlines())
+    assert len(huge["words"]) == len(huge["tags"]) == len(huge["word_scores"]) == len(line.split(" "))
+    assert huge["text"] == line
+    peak_mib = int(result.stdout.split()[-1])
+    assert peak_mib < 1000, peak_mib  # the one line's records and rows, not a copy per window
+
+
+def _run_py_predict(params_file, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "run.py"), "CPU", "--mode", "predict", "--params", str(params_file), *args],
+        cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_whole_records_and_resume_completes_the_file(trained, tmp_path):
+    params_file, _ = trained
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"Word{i % 13} met word{i % 7} in city{i % 5} on day {i} .\n" for i in range(20_000)),
+                      encoding="utf-8")
+    common = ["--input", str(source), "--chunk_lines", "100"]
+    full = tmp_path / "full.jsonl"
+    assert _run_py_predict(params_file, *common, "--output", str(full)).wait(timeout=600) == 0
+    expected = full.read_text(encoding="utf-8")
+    output = tmp_path / "killed.jsonl"
+    process = _run_py_predict(params_file, *common, "--output", str(output))
+    deadline = time.monotonic() + 300
+    while (not output.exists() or output.read_text(encoding="utf-8").count("\n") < 300) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0, 0.5))
+    process.kill()  # SIGKILL: no handler, no flush, no clean-up runs
+    process.wait(timeout=60)
+    written = output.read_text(encoding="utf-8")
+    whole = written[: written.rfind("\n") + 1]
+    assert 0 < len(whole) < len(expected), "the kill must land mid-run"
+    assert expected.startswith(whole)
+    assert all(json.loads(line)["line"] for line in whole.splitlines())
+    resumed = _run_py_predict(params_file, *common, "--output", str(output), "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert output.read_text(encoding="utf-8") == expected
+
+
+def test_the_page_of_a_big_input_is_capped_and_says_so(trained, tmp_path, capsys):
+    params_file, _ = trained
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"Word{i} met city{i} .\n" for i in range(7)), encoding="utf-8")
+    page = tmp_path / "page.html"
+    capsys.readouterr()
+    rc = main(["CPU", "--mode", "predict", "--params", str(params_file), "--input", str(source),
+               "--output", str(tmp_path / "out.jsonl"), "--output_html", str(page), "--html_max_lines", "3"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert html.count('<p class="sentence">') == 3
+    assert "shows the first 3 of 7 predicted lines" in html and "shows the first 3 of 7 predicted lines" in err
+    assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 7

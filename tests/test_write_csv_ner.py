@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from data_processing.write_csv_ner import build_parser, convert, main
+from modelzoo.common.errors import DataFileError
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.wordpiece import WordPieceTokenizer
 
@@ -105,13 +106,15 @@ def test_long_sentence_splits_at_word_boundaries(tmp_path, vocab_file):
     assert covered == list(range(len(words)))
 
 
-def test_word_longer_than_an_example_is_an_error_not_a_truncation(tmp_path, vocab_file, capsys):
+def test_word_longer_than_an_example_continues_in_the_next(tmp_path, vocab_file, capsys):
     raw = make_raw(tmp_path / "raw", train_tsv="a\tO\n\nSelegiline\tB-Chemical\n")
     code = main(["--data_dir", str(raw), "--vocab_file", str(vocab_file), "--output_dir", str(tmp_path / "out"),
                  "--do_lower_case", "--max_seq_length", "4"])
-    assert code == 2
-    assert "train.tsv:3: word 'Selegiline' has 4 word pieces" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert code == 0
+    assert "(split over several, first piece labelled): train 1" in capsys.readouterr().out
+    rows = [row for row in read_rows(tmp_path / "out/train") if row["sentence_index"] == "1"]
+    assert [row["labels"] for row in rows] == ["[CLS] B-Chemical X [SEP]", "[CLS] X X [SEP]"]  # 4 pieces, 2 a row
+    assert [row["word_index"] for row in rows] == ["-1 0 0 -1", "-1 -1 -1 -1"]  # labelled and scored once
 
 
 def test_num_output_files_shards_contiguously(tmp_path, vocab_file):
@@ -127,7 +130,10 @@ def test_rerun_replaces_split_folders_and_leaves_no_staging(tmp_path, vocab_file
     (tmp_path / "out/train").mkdir(parents=True)
     (tmp_path / "out/train/stale.csv").write_text("old")
     (tmp_path / "out/keep.txt").write_text("mine")
-    convert(raw, vocab_file, tmp_path / "out")
+    with pytest.raises(DataFileError, match="already holds files .stale.csv.; nothing was written. --overwrite"):
+        convert(raw, vocab_file, tmp_path / "out")
+    assert (tmp_path / "out/train/stale.csv").read_text() == "old"
+    convert(raw, vocab_file, tmp_path / "out", overwrite=True)
     assert sorted(p.name for p in (tmp_path / "out/train").iterdir()) == ["label2id.json", "meta.dat", "train-1.csv"]
     assert (tmp_path / "out/keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from modelzoo.backends.torch_backend import TorchBackend
 from modelzoo.common.errors import UserError
-
-DISTRIBUTED_BACKEND = "nccl"
+from modelzoo.params.params import Params
 
 
 class CudaUnavailableError(UserError):
@@ -21,3 +21,7 @@ def require_cuda() -> torch.device:
             f"CUDA build: {torch.version.cuda or 'no'}); use run.py CPU, or see PYTHON-SETUP.md"
         )
     return torch.device("cuda")
+
+
+def gpu_backend(params: Params) -> TorchBackend:
+    return TorchBackend(params, require_cuda(), "nccl")

@@ -1,4 +1,4 @@
-"""IPU executor: ``run.py IPU --mode {train,eval,train_and_eval}`` through poptorch.
+"""IPU back-end: ``run.py IPU --mode {train,eval,train_and_eval}`` through poptorch.
 
 Written against poptorch's documented API (``trainingModel``, ``inferenceModel``, ``DataLoader``,
 ``Options``, ``BeginBlock``, ``optim``, ``identity_loss``, ``setOptimizer``, ``copyWeightsToHost``,
@@ -7,8 +7,8 @@ Written against poptorch's documented API (``trainingModel``, ``inferenceModel``
 
 What stays the same as on CPU and GPU, on purpose: the params, the data order (the same
 ``(shuffle_seed, epoch)`` permutation, so step k sees the same examples), the checkpoint file and
-its dict layout (it is the torch executor's :class:`Trainer` state, so a checkpoint moves between
-executors either way), the log lines and the evaluation report. What differs because poptorch works
+its dict layout, the log lines and the evaluation report: the loop is the shared
+:class:`~modelzoo.loop.trainer.Trainer`, with :class:`PoptorchStep` as its step component. What differs because poptorch works
 that way: one host call runs ``device_iterations`` optimizer steps, so the learning rate is set per
 host call (``setOptimizer`` whenever the schedule moves it) and logging, saving and evaluating happen
 when a call crosses the configured step; the micro batches of a step are averaged by poptorch
@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset, Sampler
-from tqdm import tqdm
 
 from modelzoo.backends.ipu_options import (
     BatchPlan,
@@ -41,73 +40,69 @@ from modelzoo.backends.ipu_options import (
     require_poptorch,
     resolve_ipu_params,
 )
-from modelzoo.checkpoint.training import (
-    checkpoint_file,
-    checkpoint_step,
-    latest_checkpoint,
-    load_model_weights,
-)
-from modelzoo.common.errors import CheckpointError, ParamsError
+from modelzoo.common.errors import ParamsError
 from modelzoo.data.ner_dataset import ShardedBatchSampler
+from modelzoo.data.packing import IGNORE_LABEL
 from modelzoo.loop.device import DeviceSetup
 from modelzoo.loop.distributed import DistContext
 from modelzoo.loop.evaluation import score_outputs
-from modelzoo.loop.tasks import Task, build_task, count_loss_positions, count_real_tokens
-from modelzoo.loop.trainer import (
-    NonFiniteLossError,
-    SignalFlag,
-    Throughput,
-    Trainer,
-    TrainingInterrupted,
-)
-from modelzoo.optim.optimizer import build_lr_scheduler, parameter_groups
-from modelzoo.params.params import Params, save_params
+from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
+from modelzoo.loop.trainer import StepResult
+from modelzoo.optim.optimizer import parameter_groups
+from modelzoo.params.params import Params
 
+# Half precision on any device: a config written for bfloat16 GPUs runs on IPUs in float16, their half type.
+HALF_PRECISIONS = ("float16", "bfloat16")
 # One host process drives every replica: poptorch replicates on the device, not with torch.distributed.
 _SINGLE_PROCESS = DistContext()
 # Marks the examples the eval loader repeats to fill its last combined batch (see _FilledToMultiple).
 _REAL_EXAMPLE = "ipu_real_example"
 
 
-def run(params: Params, mode: str, strict_loading: bool = True) -> None:
-    """Run ``mode`` on IPUs. Every check that can fail runs before anything is written to model_dir."""
-    poptorch = require_poptorch()
-    ipu = _checked_ipu_params(params, mode)
-    train_plan = eval_plan = None
-    if mode != "eval":
-        train_plan = batch_plan(params.train_input.batch_size, ipu, training=True, key="train_input.batch_size")
-    if mode != "train":
-        eval_plan = batch_plan(params.eval_input.batch_size, ipu, training=False, key="eval_input.batch_size")
-    run_config = params.runconfig
-    model_dir = Path(run_config.model_dir)
-    checkpoint = None
-    if mode == "eval":
-        checkpoint = Path(run_config.checkpoint_path) if run_config.checkpoint_path else latest_checkpoint(model_dir)
-        if checkpoint is None:
-            raise CheckpointError(f"--mode eval: no checkpoint in {model_dir} and no --checkpoint_path given")
+class IpuBackend:
+    """What ``run.py IPU`` runs on: poptorch, one host process driving every replica.
 
-    torch.manual_seed(run_config.seed)
-    task = build_task(params)
-    model = task.build_model()
-    if run_config.precision == "float16":
-        model.half()
-    placement = layer_placement(params.model.num_hidden_layers, ipu.layers_per_ipu, ipu.ipus_per_replica)
-    recompute = poptorch.recomputationCheckpoint if ipu.recompute_checkpoint_every_layer else None
-    blocks = apply_pipeline_plan(model, placement, ipu.ipus_per_replica, poptorch.BeginBlock, recompute)
-    save_params(params, model_dir / mode / "params.yaml")
-    print(f"IPU pipeline stages (block, IPU): {blocks}", flush=True)
+    Built before anything is read or written, so a missing SDK or a bad ``ipu:`` section fails first.
+    """
 
-    evaluator = IpuEvaluator(poptorch, task, model, ipu, eval_plan, params) if eval_plan else None
-    try:
-        if mode == "eval":
-            for line in load_model_weights(model, checkpoint, strict_loading):
-                print(line, flush=True)
-            evaluator.evaluate(model_dir, checkpoint_step(checkpoint), run_config.eval_steps)
-            return
-        _train(params, mode, task, model, poptorch, ipu, train_plan, evaluator, strict_loading)
-    finally:
-        if evaluator is not None:
-            evaluator.close()
+    def __init__(self, params: Params, mode: str) -> None:
+        self.params = params
+        self.poptorch = require_poptorch()
+        self.ipu = _checked_ipu_params(params, mode)
+        self.train_plan = self.eval_plan = None
+        if mode != "eval":
+            self.train_plan = batch_plan(params.train_input.batch_size, self.ipu, training=True, key="train_input.batch_size")
+        if mode != "train":
+            self.eval_plan = batch_plan(params.eval_input.batch_size, self.ipu, training=False, key="eval_input.batch_size")
+
+    def start(self) -> DistContext:
+        return _SINGLE_PROCESS
+
+    def prepare(self, model: nn.Module) -> None:
+        """Attention in operations poptorch supports (it has no SDPA), float16 weights if asked, and the
+        pipeline stages of the ``ipu:`` section."""
+        model.bert.attention_kernel = "matmul"
+        if self.params.runconfig.precision in HALF_PRECISIONS:
+            model.half()
+        ipu, poptorch = self.ipu, self.poptorch
+        placement = layer_placement(self.params.model.num_hidden_layers, ipu.layers_per_ipu, ipu.ipus_per_replica)
+        recompute = poptorch.recomputationCheckpoint if ipu.recompute_checkpoint_every_layer else None
+        self.blocks = apply_pipeline_plan(model, placement, ipu.ipus_per_replica, poptorch.BeginBlock, recompute)
+
+    def announce(self) -> None:
+        if self.params.runconfig.precision == "bfloat16":
+            print("runconfig.precision bfloat16: IPUs have no bfloat16, so the model runs in float16 "
+                  "(float16 partials, ipu.loss_scaling)", flush=True)
+        print(f"IPU pipeline stages (block, IPU): {self.blocks}", flush=True)
+
+    def train_step(self, task: Task, model: nn.Module, context: DistContext) -> PoptorchStep:
+        return PoptorchStep(self.params, task, model, self.poptorch, self.ipu, self.train_plan)
+
+    def evaluator(self, task: Task, model: nn.Module, context: DistContext) -> IpuEvaluator:
+        return IpuEvaluator(self.poptorch, task, model, self.ipu, self.eval_plan, self.params)
+
+    def stop(self) -> None:
+        """Nothing to tear down: executables detach when their step or evaluator closes."""
 
 
 def _checked_ipu_params(params: Params, mode: str) -> IPUParams:
@@ -119,8 +114,6 @@ def _checked_ipu_params(params: Params, mode: str) -> IPUParams:
             f"runconfig.gradient_accumulation_steps: {run_config.gradient_accumulation_steps} is for CPU and "
             "GPU; on IPUs poptorch accumulates on the device: set ipu.gradient_accumulation instead"
         )
-    if run_config.precision == "bfloat16":
-        raise ParamsError("runconfig.precision: IPUs compute in float32 or float16, not bfloat16")
     if run_config.compile:
         raise ParamsError("runconfig.compile: torch.compile is for CPU and GPU; poptorch compiles for the IPU itself")
     if params.optimizer.optimizer_type == "sgd" and params.optimizer.max_gradient_norm is not None:
@@ -131,48 +124,10 @@ def _checked_ipu_params(params: Params, mode: str) -> IPUParams:
             f"runconfig.max_steps: {steps} is not a multiple of ipu.device_iterations ({ipu.device_iterations}); "
             "one host call runs that many optimizer steps"
         )
-    if run_config.precision == "float16" and not ipu.enable_half_partials:
+    if run_config.precision in HALF_PRECISIONS and not ipu.enable_half_partials:
         # A float16 model with float32 partials gains little memory; match what half precision means on IPU.
         ipu = dataclasses.replace(ipu, enable_half_partials=True)
     return ipu
-
-
-def _train(params, mode, task, model, poptorch, ipu, train_plan, evaluator, strict_loading) -> None:
-    """Train (and evaluate), as the torch executor does: resume from model_dir, or start from a checkpoint."""
-    run_config = params.runconfig
-    model_dir = Path(run_config.model_dir)
-    trainer = IpuTrainer(params, task, model, poptorch, ipu, train_plan, model_dir)
-    evaluated_at = None
-
-    def evaluate(step: int) -> None:
-        nonlocal evaluated_at
-        trainer.detach()  # one executable on the IPUs at a time; detaching copies the weights to the host
-        evaluator.evaluate(model_dir, step, run_config.eval_steps)
-        evaluated_at = step
-
-    try:
-        resumed = trainer.resume_from_latest()
-        if resumed is not None:
-            _SINGLE_PROCESS.say(f"resumed from {resumed} (step {trainer.step})")
-        elif run_config.checkpoint_path:
-            trainer.start_from(Path(run_config.checkpoint_path), run_config.load_checkpoint_states, strict_loading)
-        on_step = None
-        if mode == "train_and_eval" and run_config.eval_frequency:
-
-            def on_step(step: int) -> None:
-                if _crossed(run_config.eval_frequency, step, ipu.device_iterations):
-                    evaluate(step)
-
-        trainer.train(on_step)
-        if mode == "train_and_eval" and evaluated_at != trainer.step:
-            evaluate(trainer.step)
-    finally:
-        trainer.close()
-
-
-def _crossed(every: int | None, step: int, steps_per_call: int) -> bool:
-    """Whether the host call that ended at ``step`` passed a multiple of ``every``."""
-    return bool(every) and step // every > (step - steps_per_call) // every
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -234,8 +189,11 @@ class _EpochOrder(Sampler):
         return len(self.order)
 
 
-def build_ipu_optimizer(model: nn.Module, params: Params, poptorch: ModuleType) -> torch.optim.Optimizer:
-    """The ``optimizer:`` section as a poptorch optimizer (same parameter groups as on CPU/GPU).
+def build_ipu_optimizer(
+    model: nn.Module, params: Params, poptorch: ModuleType, loss_scaling: float
+) -> torch.optim.Optimizer:
+    """The ``optimizer:`` section as a poptorch optimizer (same parameter groups as on CPU/GPU), with
+    the ``ipu:`` section's ``loss_scaling`` (poptorch scales the loss and unscales the gradients).
 
     Adam moments are kept in float32 whatever the weights' dtype, as Graphcore's BERT recipes do, so
     that a float16 model does not lose small updates in its optimizer state.
@@ -244,7 +202,7 @@ def build_ipu_optimizer(model: nn.Module, params: Params, poptorch: ModuleType) 
     groups = parameter_groups(model, section.weight_decay)
     rate = section.schedule[0].initial
     if section.optimizer_type == "sgd":
-        return poptorch.optim.SGD(groups, lr=rate, momentum=section.momentum)
+        return poptorch.optim.SGD(groups, lr=rate, momentum=section.momentum, loss_scaling=loss_scaling)
     optimizer_class = poptorch.optim.AdamW if section.optimizer_type == "adamw" else poptorch.optim.Adam
     extra = {"max_grad_norm": section.max_gradient_norm} if section.max_gradient_norm is not None else {}
     return optimizer_class(
@@ -252,127 +210,79 @@ def build_ipu_optimizer(model: nn.Module, params: Params, poptorch: ModuleType) 
         lr=rate,
         betas=tuple(section.betas),
         eps=section.eps,
+        loss_scaling=loss_scaling,
         first_order_momentum_accum_type=torch.float32,
         second_order_momentum_accum_type=torch.float32,
         **extra,
     )
 
 
-class IpuTrainer(Trainer):
-    """The torch :class:`Trainer`'s state, checkpoints and logging, with the steps run by poptorch.
+class PoptorchStep:
+    """The :class:`~modelzoo.loop.trainer.TrainStep` of the IPU: each call is one host call of
+    ``device_iterations`` optimizer steps through ``poptorch.trainingModel``.
 
-    ``state()``, ``load_state()``, ``resume_from_latest()`` and the log line are the parent's, so
-    an IPU checkpoint has exactly the CPU/GPU layout; only the optimizer (a poptorch one) and the
-    loop differ. The loss scaler stays a disabled torch one: poptorch scales on the device.
+    The optimizer is a poptorch one; the loss scaler stays a disabled torch one (poptorch scales on
+    the device), so the checkpoint keeps the CPU/GPU layout.
     """
 
-    def __init__(self, params, task: Task, model: nn.Module, poptorch: ModuleType, ipu: IPUParams, plan: BatchPlan, model_dir):
-        super().__init__(params, task, model, DeviceSetup(torch.device("cpu")), _SINGLE_PROCESS, model_dir)
-        self.poptorch, self.ipu, self.plan = poptorch, ipu, plan
-        self.optimizer = build_ipu_optimizer(self.model, params, poptorch)
-        self.scheduler = build_lr_scheduler(self.optimizer, params.optimizer)
+    def __init__(self, params: Params, task: Task, model: nn.Module, poptorch: ModuleType, ipu: IPUParams, plan: BatchPlan):
+        self.params, self.task, self.model, self.poptorch, self.plan = params, task, model, poptorch, plan
+        self.steps_per_call = self.batches_per_call = plan.device_iterations
+        self.optimizer = build_ipu_optimizer(model, params, poptorch, ipu.loss_scaling)
+        self.scaler = DeviceSetup(torch.device("cpu")).grad_scaler()  # float32: a scaler that is off
         self.options = build_poptorch_options(ipu, poptorch, training=True)
         self.dataset = task.dataset("train_input")
         self.training_model = None
         self.device_rate: float | None = None
 
-    def _loader(self):
-        """poptorch's loader for the rest of the current epoch: combined batches of the epoch's order."""
-        section = self.params.train_input
-        skip = self.batches_done * self.plan.global_batch_size
-        return self.poptorch.DataLoader(
-            self.options,
-            self.dataset,
-            batch_size=self.plan.micro_batch_size,
-            shuffle=False,
-            drop_last=True,
-            num_workers=section.num_workers,
-            sampler=_EpochOrder(len(self.dataset), section, self.epoch, skip),
-        )
-
-    def _combined_batches(self) -> Iterator[dict[str, torch.Tensor]]:
-        while True:
-            yield from self._loader()
-            self.epoch, self.batches_done = self.epoch + 1, 0
-
-    def train(self, on_step=None) -> list[float]:
-        """Train to the configured length; each host call is ``device_iterations`` optimizer steps."""
-        per_call = self.plan.device_iterations
-        calls_per_epoch = len(self.dataset) // self.plan.combined_batch_size
-        if calls_per_epoch == 0:
-            raise ValueError(
+    def steps_per_epoch(self) -> int:
+        calls = len(self.dataset) // self.plan.combined_batch_size
+        if calls == 0:
+            raise ParamsError(
                 f"train_input has {len(self.dataset)} examples, fewer than one host call takes "
                 f"({self.plan.combined_batch_size} = train_input.batch_size x ipu.device_iterations)"
             )
-        total = self.total_steps(calls_per_epoch * per_call)  # whole host calls: max_steps was checked
-        keys = self.task.model_input_keys
-        losses: list[float] = []
-        meter = Throughput()
-        progress = tqdm(total=total, initial=self.step, desc="train", unit="step")
-        self.model.train()
-        with SignalFlag() as signals:
-            batches = self._combined_batches()
-            while self.step < total:
-                batch = next(batches)
-                self._set_device_rate()
-                loss = self._call(*[batch[key] for key in keys])
-                self.step += per_call
-                self.batches_done += per_call
-                for _ in range(per_call):
-                    self.scheduler.step()
-                losses.append(loss)
-                meter.add(self.task.count_sequences(batch), int(count_real_tokens(batch)))
-                progress.update(per_call)
-                if _crossed(self.run.log_steps, self.step, per_call) or self.step == total:
-                    self._log(loss, math.nan, meter, progress)
-                if _crossed(self.run.save_checkpoints_steps, self.step, per_call):
-                    self.save()
-                if signals.received is not None:
-                    progress.close()
-                    raise TrainingInterrupted(signals.received, self.step, self.save())
-                if on_step is not None:
-                    on_step(self.step)
-        progress.close()
-        if latest_checkpoint(self.model_dir) != checkpoint_file(self.model_dir, self.step):
-            self.save()
-        return losses
+        return calls * self.steps_per_call  # whole host calls: max_steps was checked
 
-    def _call(self, *inputs: torch.Tensor) -> float:
+    def epoch_calls(self, epoch: int, skip: int) -> Iterator[dict[str, torch.Tensor]]:
+        """poptorch's loader for the rest of ``epoch``: combined batches of the epoch's order."""
+        section = self.params.train_input
+        return iter(
+            self.poptorch.DataLoader(
+                self.options,
+                self.dataset,
+                batch_size=self.plan.micro_batch_size,
+                shuffle=False,
+                drop_last=True,
+                num_workers=section.num_workers,
+                sampler=_EpochOrder(len(self.dataset), section, epoch, skip * self.plan.global_batch_size),
+            )
+        )
+
+    def call(self, batch: dict[str, torch.Tensor], learning_rate: float) -> StepResult:
         """One host call; compiles on the first, re-attaches after an evaluation had the IPUs."""
+        self.model.train()
+        if self.training_model is not None and learning_rate != self.device_rate:
+            # The IPU keeps the rate it was compiled or last set with: hand it the schedule's.
+            self.training_model.setOptimizer(self.optimizer)
+        self.device_rate = learning_rate
         if self.training_model is None:
             wrapped = _TrainingStep(self.model, self.task.model_input_keys, self.poptorch)
             self.training_model = self.poptorch.trainingModel(wrapped, self.options, self.optimizer)
         elif self.training_model.isCompiled() and not self.training_model.isAttachedToDevice():
             self.training_model.attachToDevice()
-        loss = float(self.training_model(*inputs).float().mean())
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss is {loss} at step {self.step + self.plan.device_iterations}; stopped. The last good "
-                f"checkpoint in {self.model_dir} is {latest_checkpoint(self.model_dir) or 'none'}"
-            )
-        return loss
+        loss = float(self.training_model(*[batch[key] for key in self.task.model_input_keys]).float().mean())
+        return StepResult(loss, math.nan, self.task.count_sequences(batch), int(count_real_tokens(batch)))
 
-    def _set_device_rate(self) -> None:
-        """The IPU keeps the rate it was compiled or last set with: hand it the schedule's when it moves."""
-        rate = self.scheduler.get_last_lr()[0]
-        if self.training_model is not None and rate != self.device_rate:
-            self.training_model.setOptimizer(self.optimizer)
-        self.device_rate = rate
-
-    def save(self) -> Path | None:
-        """The parent's checkpoint, after the trained weights are read back from the IPU."""
+    def sync_to_host(self) -> None:
+        """Read the trained weights back from the IPU."""
         if self.training_model is not None and self.training_model.isAttachedToDevice():
             self.training_model.copyWeightsToHost()
-        return super().save()
 
-    def detach(self) -> None:
+    def release(self) -> None:
         """Free the IPUs (poptorch copies the weights and optimizer state to the host first)."""
         if self.training_model is not None and self.training_model.isAttachedToDevice():
             self.training_model.detachFromDevice()
-
-    def close(self) -> None:
-        self.detach()
-        super().close()
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -382,9 +292,9 @@ class _FilledToMultiple(Dataset):
     """The eval examples, repeated at the end up to a whole number of combined batches.
 
     poptorch runs fixed-size combined batches and its loader drops an incomplete last one, but every
-    raw word must be scored. The repeats carry a zero loss mask and ``_REAL_EXAMPLE`` = 0, and are
-    removed again before scoring; repeating real examples (rather than all-padding rows) keeps
-    attention free of fully masked rows.
+    raw word must be scored. The repeats carry only ignored labels (-100: no loss position, on
+    either head) and ``_REAL_EXAMPLE`` = 0, and are removed again before scoring; repeating real
+    examples (rather than all-padding rows) keeps attention free of fully masked rows.
     """
 
     def __init__(self, dataset, num_examples: int, multiple: int) -> None:
@@ -399,7 +309,7 @@ class _FilledToMultiple(Dataset):
         example = dict(self.dataset[index % self.num_examples])
         real = index < self.num_examples
         if not real:
-            example["loss_mask"] = np.zeros_like(example["loss_mask"])
+            example["labels"] = np.full_like(example["labels"], IGNORE_LABEL)
         example[_REAL_EXAMPLE] = np.int32(real)
         return example
 
@@ -444,15 +354,18 @@ class IpuEvaluator:
     def _outputs(self, loader) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         """Each eval batch (micro batch x replicas) of each host call, its repeats removed, with its mean loss.
 
-        poptorch returns the outputs of a host call concatenated in input order: logits row for row,
-        one mean loss per micro batch (iteration-major, then replica).
+        poptorch returns the outputs of a host call concatenated in input order: logits row for row
+        (the packed sequence head's ``max_sequences_per_pack`` logits per row), one mean loss per micro
+        batch (iteration-major, then replica).
         """
         keys = self.task.model_input_keys
         micro, replicas = self.plan.micro_batch_size, self.plan.replication_factor
         for combined in loader:
             logits, losses = self.inference_model(*[combined[key] for key in keys])
             losses = losses.reshape(-1).double()
-            for start in range(0, len(logits), micro * replicas):
+            num_rows = len(combined[keys[0]])
+            per_row = logits.reshape(num_rows, -1, logits.shape[-1])
+            for start in range(0, num_rows, micro * replicas):
                 rows = slice(start, start + micro * replicas)
                 real = combined[_REAL_EXAMPLE][rows] != 0
                 if not real.any():
@@ -463,7 +376,7 @@ class IpuEvaluator:
                 ).double()
                 micro_losses = losses[start // micro : start // micro + replicas]
                 loss = (micro_losses * counts).sum() / counts.sum().clamp(min=1.0)
-                yield _rows(batch, real), logits[rows][real], loss
+                yield _rows(batch, real), per_row[rows][real].reshape(-1, *logits.shape[1:]), loss
 
     def close(self) -> None:
         if self.inference_model is not None and self.inference_model.isAttachedToDevice():

@@ -22,7 +22,10 @@ def resolve_ipu_params(params: IPUParams, num_hidden_layers: int) -> IPUParams:
     resolved = params
     where = "ipu"
     if params.ipu_config_file is not None:
-        resolved = ipu_params_from_json(params.ipu_config_file, params.pod_type)
+        # loss_scaling is a training argument in optimum, not an IPUConfig key: it stays the section's.
+        resolved = dataclasses.replace(
+            ipu_params_from_json(params.ipu_config_file, params.pod_type), loss_scaling=params.loss_scaling
+        )
         where = params.ipu_config_file
     layer_placement(num_hidden_layers, resolved.layers_per_ipu, resolved.ipus_per_replica, where=where)
     return resolved

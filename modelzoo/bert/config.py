@@ -37,6 +37,11 @@ HF_SHARED_NAMES = (
     "initializer_range",
     "pad_token_id",
 )
+# Cerebras model zoo model: key -> our key, where the two differ (its sequence classifier's names;
+# its token classifier uses ours), and the LayerNorm epsilon its fine-tuning models take when a
+# config leaves it out (set_defaults of token_classifier/utils.py and classifier/utils.py).
+CEREBRAS_CONFIG_NAMES = {"num_labels": "num_classes", "task_dropout": "encoder_output_dropout_rate"}
+CEREBRAS_LAYER_NORM_EPSILON = 1.0e-5
 
 
 @dataclass

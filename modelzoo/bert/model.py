@@ -4,10 +4,14 @@ Written out rather than imported so that every step is visible and can be change
 (packed masks, IPU pipeline stages, fused QKV). Numerically equal to Hugging Face's ``BertModel``
 on converted weights; the one layout difference is that query, key and value share one fused
 ``qkv`` projection (one matrix multiply instead of three), which the checkpoint converter splits
-and joins.
+and joins. Attention has two kernels of the same arithmetic (``BertModel.attention_kernel``):
+``scaled_dot_product_attention`` for CPU and GPU, and explicit matmul / softmax / matmul for the
+IPU, whose poptorch has no SDPA.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +27,9 @@ _ACTIVATIONS = {
 }
 
 
+AttentionKernel = Literal["sdpa", "matmul"]
+
+
 def block_diagonal_attention_mask(sequence_index: torch.Tensor) -> torch.Tensor:
     """``[batch, seq]`` sequence-index mask -> boolean ``[batch, 1, seq, seq]`` "may attend" mask.
 
@@ -33,6 +40,26 @@ def block_diagonal_attention_mask(sequence_index: torch.Tensor) -> torch.Tensor:
     """
     same_sequence = sequence_index[:, :, None] == sequence_index[:, None, :]
     return same_sequence[:, None]
+
+
+def additive_attention_mask(may_attend: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean "may attend" mask -> 0 where a token may attend, a large negative number elsewhere.
+
+    Half the dtype's lowest value: a score plus it still makes exp() exactly 0, so softmax equals
+    SDPA's boolean masking, and it leaves room for the score, so float16 does not overflow to -inf.
+    """
+    return (~may_attend).to(dtype) * (torch.finfo(dtype).min / 2)
+
+
+def matmul_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, additive_mask: torch.Tensor, scale: float,
+    dropout_rate: float, training: bool,
+) -> torch.Tensor:
+    """softmax(q k^T * scale + mask) v with dropout on the probabilities, in operations poptorch lists
+    (``torch.matmul``, ``Softmax``, ``dropout``); no shape depends on the data."""
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
+    probabilities = F.dropout(F.softmax(scores + additive_mask, dim=-1), dropout_rate, training)
+    return torch.matmul(probabilities, value)
 
 
 class RealTokens:
@@ -59,11 +86,17 @@ class RealTokens:
 
 
 class BertEmbeddings(nn.Module):
-    """Word + position + token-type embeddings, then LayerNorm and dropout."""
+    """Word + position + token-type embeddings, then LayerNorm and dropout.
+
+    The word embedding has no ``padding_idx``, which poptorch does not support: :func:`init_weights`
+    zeroes the [PAD] row instead. The forward is the same either way, and so is training: padding never
+    reaches a position the loss counts, so the [PAD] row's gradient is zero without ``padding_idx`` too.
+    """
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.pad_token_id = config.pad_token_id
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
@@ -81,12 +114,14 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
-    """Multi-head self-attention through ``scaled_dot_product_attention`` (fused kernels where possible)."""
+    """Multi-head self-attention. A boolean mask runs ``scaled_dot_product_attention`` (fused kernels
+    where possible); an additive float mask (:func:`additive_attention_mask`) runs :func:`matmul_attention`."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.num_heads = config.num_heads
         self.head_size = config.head_size
+        self.scale = config.head_size**-0.5
         self.dropout_rate = config.attention_dropout_rate
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
@@ -100,9 +135,14 @@ class BertSelfAttention(nn.Module):
         batch, seq, _ = qkv.shape
         # [batch, seq, 3, heads, head_size] -> three [batch, heads, seq, head_size]
         query, key, value = qkv.view(batch, seq, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
-        context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=self.dropout_rate if self.training else 0.0
-        )
+        if attention_mask.dtype == torch.bool:
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=self.dropout_rate if self.training else 0.0
+            )
+        else:
+            context = matmul_attention(
+                query, key, value, attention_mask, self.scale, self.dropout_rate, self.training
+            )
         context = context.transpose(1, 2).reshape(batch, seq, -1)
         if real_tokens is not None:
             context = real_tokens.drop_padding(context)
@@ -156,11 +196,16 @@ class BertPooler(nn.Module):
 
 
 class BertModel(nn.Module):
-    """The BERT encoder. Returns ``(sequence_output [b, s, h], pooled_output [b, h] or None)``."""
+    """The BERT encoder. Returns ``(sequence_output [b, s, h], pooled_output [b, h] or None)``.
 
-    def __init__(self, config: BertConfig) -> None:
+    ``attention_kernel``: "sdpa" (CPU, GPU) or "matmul" (the IPU backend sets it: poptorch lists
+    matmul and softmax but not SDPA). Both compute the same attention; it may be changed at any time.
+    """
+
+    def __init__(self, config: BertConfig, attention_kernel: AttentionKernel = "sdpa") -> None:
         super().__init__()
         self.config = config
+        self.attention_kernel = attention_kernel
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if config.use_pooler else None
@@ -189,6 +234,10 @@ class BertModel(nn.Module):
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = block_diagonal_attention_mask(attention_mask)
+        if self.attention_kernel == "matmul":
+            mask = additive_attention_mask(mask, hidden_states.dtype)
+        elif self.attention_kernel != "sdpa":
+            raise ValueError(f"attention_kernel must be 'sdpa' or 'matmul', got {self.attention_kernel!r}")
         if skip_padding:
             real_tokens = RealTokens(attention_mask)
             hidden_states = self.encoder(real_tokens.drop_padding(hidden_states), mask, real_tokens)
@@ -201,13 +250,16 @@ class BertModel(nn.Module):
 
 @torch.no_grad()
 def init_weights(module: nn.Module, config: BertConfig) -> None:
-    """BERT's initialisation: N(0, initializer_range) weights, zero biases, unit LayerNorm, zero [PAD] row."""
+    """BERT's initialisation: N(0, initializer_range) weights, zero biases, unit LayerNorm, zero [PAD] row.
+
+    ``Module.apply`` visits children first, so the [PAD] row is zeroed after its embedding was drawn.
+    """
     if isinstance(module, (nn.Linear, nn.Embedding)):
         module.weight.normal_(0.0, config.initializer_range)
     if isinstance(module, nn.Linear) and module.bias is not None:
         module.bias.zero_()
-    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-        module.weight[module.padding_idx].zero_()
+    if isinstance(module, BertEmbeddings):
+        module.word_embeddings.weight[module.pad_token_id].zero_()
     if isinstance(module, nn.LayerNorm):
         module.weight.fill_(1.0)
         module.bias.zero_()

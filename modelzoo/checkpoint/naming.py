@@ -1,4 +1,5 @@
-"""Parameter names of BERT in three formats, mapped through one canonical form.
+"""Parameter names of BERT in three families of formats (Hugging Face, ours, Cerebras' releases),
+mapped through one canonical form.
 
 The canonical form is Hugging Face's ``BertForTokenClassification`` naming (``bert.`` prefix,
 ``LayerNorm.weight/bias``, separate query/key/value). Each format is a table from canonical
@@ -17,7 +18,11 @@ import torch
 
 from modelzoo.common.errors import UserError
 
-FORMATS = ("hf", "modelzoo", "cs-1.9")
+# Cerebras model zoo releases: 1.8, 1.9 and 2.0 name every tensor alike; 2.1 moved the position
+# table under ``.embed`` (Converter_Bert_CS20_CS21 of its checkpoint converters).
+CS_FORMATS = ("cs-1.8", "cs-1.9", "cs-2.0", "cs-2.1")
+FORMATS = ("hf", "modelzoo", *CS_FORMATS)
+MODEL_PREFIX = "model."
 QKV_PARTS = ("query", "key", "value")
 
 # canonical module path (without "bert.") -> format path; {n} is the encoder layer index.
@@ -54,6 +59,11 @@ _ENCODER_ROWS = {
     },
 }
 _ENCODER_ROWS["hf"] = {path: path for path in _ENCODER_ROWS["modelzoo"]}
+_ENCODER_ROWS.update({fmt: _ENCODER_ROWS["cs-1.9"] for fmt in ("cs-1.8", "cs-2.0")})
+_ENCODER_ROWS["cs-2.1"] = {
+    **_ENCODER_ROWS["cs-1.9"],
+    "embeddings.position_embeddings": "embedding_layer.position_embeddings.embed",
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,28 @@ class KeyMappingError(UserError):
     def __init__(self, unexpected: list[str], fmt: str) -> None:
         self.unexpected = unexpected
         super().__init__(f"{len(unexpected)} unexpected key(s) for format {fmt}: {', '.join(unexpected)}")
+
+
+class MixedPrefixError(UserError):
+    """A Cerebras state dict with some keys under ``model.`` and some not."""
+
+
+def strip_model_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cerebras keys without the ``model.`` prefix that its deprecated PyTorchBaseModel put on every key.
+
+    Cerebras' own converters read either form (1.8 to 2.1), so this does too. Some keys with it and
+    some without means two state dicts were merged, which no Cerebras run writes: refused, not guessed.
+    """
+    prefixed = [key for key in state_dict if key.startswith(MODEL_PREFIX)]
+    if not prefixed:
+        return state_dict
+    plain = [key for key in state_dict if not key.startswith(MODEL_PREFIX)]
+    if plain:
+        raise MixedPrefixError(
+            f"keys with and without the '{MODEL_PREFIX}' prefix ({prefixed[0]}, {plain[0]}); "
+            "a Cerebras checkpoint has one kind"
+        )
+    return {key.removeprefix(MODEL_PREFIX): tensor for key, tensor in state_dict.items()}
 
 
 def _split_key(key: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from modelzoo.checkpoint.files import load_mdl
-from modelzoo.common.atomic import atomic_file
+from modelzoo.common.atomic import atomic_file, is_temporary
 from modelzoo.common.errors import CheckpointError
 
 _CHECKPOINT_NAME = re.compile(r"^checkpoint_(\d+)\.mdl$")
@@ -50,6 +50,20 @@ def latest_checkpoint(model_dir: Path) -> Path | None:
     return checkpoints[-1][1] if checkpoints else None
 
 
+def checkpoint_to_evaluate(run, what: str) -> Path:
+    """``runconfig.checkpoint_path`` if given, else the newest checkpoint of ``runconfig.model_dir``.
+
+    The one rule for every reader of a trained model (eval on each back-end, predict); ``what`` names
+    the reader in the error when there is nothing to read.
+    """
+    if run.checkpoint_path:
+        return Path(run.checkpoint_path)
+    checkpoint = latest_checkpoint(Path(run.model_dir))
+    if checkpoint is None:
+        raise CheckpointError(f"{what}: no checkpoint in {run.model_dir} and no --checkpoint_path given")
+    return checkpoint
+
+
 def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int | None = None) -> None:
     """Write ``state`` to ``path`` atomically, then delete the oldest checkpoints beyond ``keep_checkpoint_max``."""
     try:
@@ -58,9 +72,37 @@ def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int 
     except OSError as error:
         # A full disk or a lost mount: one error line, not a traceback; nothing older was touched.
         raise CheckpointError(f"{path}: could not write the checkpoint ({error}); earlier checkpoints are intact") from error
+    rotate_checkpoints(path.parent, keep_checkpoint_max)
+
+
+def rotate_checkpoints(model_dir: Path, keep_checkpoint_max: int | None) -> None:
+    """Delete the oldest checkpoints beyond ``keep_checkpoint_max`` (None: keep all)."""
     if keep_checkpoint_max is not None:
-        for _, old in list_checkpoints(path.parent)[:-keep_checkpoint_max]:
+        for _, old in list_checkpoints(model_dir)[:-keep_checkpoint_max]:
             old.unlink()
+
+
+def remove_partial_checkpoints(model_dir: Path) -> list[Path]:
+    """Delete what a checkpoint write killed midway left (``.checkpoint_N.mdl.tmp-*``, any ``.mdl``); returns them.
+
+    Only the writer of model_dir may call this (it holds the lock), since a live writer's file
+    looks the same. Such files are never loaded: only complete ``checkpoint_N.mdl`` names are.
+    """
+    removed = []
+    if Path(model_dir).is_dir():
+        for path in Path(model_dir).iterdir():
+            if is_temporary(path) and ".mdl.tmp-" in path.name and path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def seed_rngs(seed: int) -> None:
+    """Seed every RNG a checkpoint records (Python, numpy, torch), so that two runs of one config, or a
+    run and its resumed copy, write the same checkpoint bytes and not only the same tensors."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def rng_states() -> dict[str, Any]:
@@ -84,6 +126,11 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def saved_params(path: Path) -> dict[str, Any] | None:
+    """The resolved params a training checkpoint was saved with (None if it has none), tensors left on disk."""
+    return load_mdl(Path(path), mmap=True).get("params")
 
 
 def load_training_state(path: Path) -> dict[str, Any]:

@@ -1,78 +1,114 @@
-"""Runs a mode (train, eval, train_and_eval) on a torch device: the body of the CPU and GPU executors.
+"""The training and evaluation modes, written once for every back-end.
 
-Order matters for "no lost work": params are validated and the checkpoint to evaluate is located
-before anything is written; a restart picks up the newest checkpoint in model_dir by itself.
+Order matters for "no lost work": the back-end is set up (CUDA or poptorch found, the ``ipu:``
+section checked) and the checkpoint to evaluate is located before anything is written; a restart
+picks up the newest checkpoint in model_dir by itself.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from modelzoo.backends import cpu, gpu
-from modelzoo.checkpoint.training import checkpoint_step, latest_checkpoint, load_model_weights
-from modelzoo.common.errors import CheckpointError
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import init_distributed, shutdown_distributed
-from modelzoo.loop.evaluation import evaluate
+from modelzoo.backends.cpu import cpu_backend
+from modelzoo.backends.gpu import gpu_backend
+from modelzoo.checkpoint.best import BestCheckpoint, evaluated_step
+from modelzoo.checkpoint.lock import take_model_dir
+from modelzoo.checkpoint.model_dir import copy_model_files
+from modelzoo.checkpoint.training import (
+    checkpoint_to_evaluate,
+    latest_checkpoint,
+    load_model_weights,
+    saved_params,
+    seed_rngs,
+)
+from modelzoo.loop.distributed import DistContext
 from modelzoo.loop.tasks import build_task
-from modelzoo.loop.trainer import Trainer
+from modelzoo.loop.trainer import Trainer, crossed
+from modelzoo.params.compare import check_resume_params
 from modelzoo.params.params import Params, save_params
 
 
-def run_mode(params: Params, mode: str, target: str, strict_loading: bool) -> None:
-    """Run a training or evaluation ``mode`` on ``target`` (CPU, GPU or IPU)."""
+def make_backend(target: str, params: Params, mode: str):
     if target == "IPU":
-        from modelzoo.backends import ipu
+        from modelzoo.backends.ipu import IpuBackend  # the only import of the poptorch back-end
 
-        ipu.run(params, mode, strict_loading)
-    elif target == "GPU":
-        run_on_torch_device(params, mode, gpu.require_cuda(), gpu.DISTRIBUTED_BACKEND, strict_loading)
-    else:
-        run_on_torch_device(params, mode, cpu.cpu_device(params), cpu.DISTRIBUTED_BACKEND, strict_loading)
+        return IpuBackend(params, mode)
+    return gpu_backend(params) if target == "GPU" else cpu_backend(params)
 
 
-def run_on_torch_device(params: Params, mode: str, device: torch.device, backend: str, strict_loading: bool) -> None:
-    run = params.runconfig
-    model_dir = Path(run.model_dir)
-    if mode == "eval":
-        checkpoint = Path(run.checkpoint_path) if run.checkpoint_path else latest_checkpoint(model_dir)
-        if checkpoint is None:
-            raise CheckpointError(f"--mode eval: no checkpoint in {model_dir} and no --checkpoint_path given")
-    context = init_distributed(backend)
-    if device.type == "cuda":
-        device = torch.device("cuda", context.local_rank)
-        torch.cuda.set_device(device)
+def run_mode(params: Params, mode: str, target: str, strict_loading: bool, allow_changed_params: bool = False) -> None:
+    """Run ``mode`` (train, eval or train_and_eval) on ``target`` (CPU, GPU or IPU)."""
+    backend = make_backend(target, params, mode)
+    checkpoint = checkpoint_to_evaluate(params.runconfig, "--mode eval") if mode == "eval" else None
+    context = backend.start()
+    writer_lock = None
     try:
-        torch.manual_seed(run.seed)
+        run = params.runconfig
+        if mode != "eval":  # one writer per model_dir; its resume must continue the same run
+            writer_lock = take_model_dir(Path(run.model_dir), context, run.keep_checkpoint_max)
+            resumed = latest_checkpoint(Path(run.model_dir))
+            saved = saved_params(resumed) if resumed is not None else None
+            for line in check_resume_params(resumed, saved, params.to_dict(), allow_changed_params):
+                context.say(line)
+        seed_rngs(run.seed)
         task = build_task(params)
         model = task.build_model()
-        setup = DeviceSetup(device, run.precision)
+        backend.prepare(model)
         if context.is_main:
-            save_params(params, model_dir / mode / "params.yaml")
-        if mode == "eval":
-            for line in load_model_weights(model, checkpoint, strict_loading):
-                context.say(line)
-            step = checkpoint_step(checkpoint)
-            evaluate(model.to(device), task, setup, context, model_dir, step, run.eval_steps)
-            return
-        trainer = Trainer(params, task, model, setup, context, model_dir)
+            save_params(params, Path(run.model_dir) / mode / "params.yaml")
+            if mode != "eval":
+                copy_model_files(Path(run.model_dir), params.train_input, run.checkpoint_path)
+            backend.announce()
+        evaluator = backend.evaluator(task, model, context) if mode != "train" else None
         try:
-            resumed = trainer.resume_from_latest()
-            if resumed is not None:
-                context.say(f"resumed from {resumed} (step {trainer.step})")
-            elif run.checkpoint_path:
-                trainer.start_from(Path(run.checkpoint_path), run.load_checkpoint_states, strict_loading)
-            on_step = None
-            if mode == "train_and_eval" and run.eval_frequency:
-                def on_step(step: int) -> None:
-                    if step % run.eval_frequency == 0:
-                        evaluate(trainer.model, task, setup, context, model_dir, step, run.eval_steps)
-            trainer.train(on_step)
-            if mode == "train_and_eval" and not (run.eval_frequency and trainer.step % run.eval_frequency == 0):
-                evaluate(trainer.model, task, setup, context, model_dir, trainer.step, run.eval_steps)
+            if mode == "eval":
+                for line in load_model_weights(model, checkpoint, strict_loading):
+                    context.say(line)
+                evaluator.evaluate(Path(run.model_dir), evaluated_step(checkpoint), run.eval_steps)
+            else:
+                train(params, mode, Trainer(params, backend.train_step(task, model, context), context, run.model_dir),
+                      evaluator, context, strict_loading)
         finally:
-            trainer.close()
+            if evaluator is not None:
+                evaluator.close()
     finally:
-        shutdown_distributed()
+        if writer_lock is not None:
+            writer_lock.release()
+        backend.stop()
+
+
+def train(params: Params, mode: str, trainer: Trainer, evaluator, context: DistContext, strict_loading: bool) -> None:
+    """Resume from model_dir or start from a checkpoint, train, and evaluate as train_and_eval asks."""
+    run = params.runconfig
+    evaluated_at = best = None
+
+    def evaluate(step: int) -> bool:
+        """Evaluate and keep the best checkpoint; True when early stopping ends training."""
+        nonlocal evaluated_at
+        trainer.train_step.release()  # one program on the device at a time (IPU)
+        results = evaluator.evaluate(trainer.model_dir, step, run.eval_steps)
+        evaluated_at = step
+        return best is not None and best.stop_after(step, results, trainer.save, context)
+
+    try:
+        resumed = trainer.resume_from_latest()
+        if resumed is not None:
+            context.say(f"resumed from {resumed} (step {trainer.step})")
+        elif run.checkpoint_path:
+            trainer.start_from(Path(run.checkpoint_path), run.load_checkpoint_states, strict_loading)
+        if mode == "train_and_eval":
+            best = BestCheckpoint.for_run(trainer.model_dir, run, params.model.head, trainer.step, context.is_main)
+        on_step = None
+        if mode == "train_and_eval" and run.eval_frequency:
+
+            def on_step(step: int) -> bool:
+                return crossed(run.eval_frequency, step, trainer.train_step.steps_per_call) and evaluate(step)
+
+        if best is not None and best.should_stop():
+            evaluated_at = trainer.step  # stopped early before: nothing left to train or evaluate
+        else:
+            trainer.train(on_step)
+        if mode == "train_and_eval" and evaluated_at != trainer.step:
+            evaluate(trainer.step)
+    finally:
+        trainer.close()

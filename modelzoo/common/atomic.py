@@ -9,6 +9,7 @@ previous file untouched and, at worst, a ``.NAME.tmp-*`` file that :func:`is_tem
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from modelzoo.common.errors import OutputPathError, os_error_reason
 
 
 def temporary_prefix(target: Path) -> str:
@@ -28,11 +31,21 @@ def is_temporary(path: Path) -> bool:
 
 
 @contextlib.contextmanager
+def _writable_place(target: Path) -> Iterator[None]:
+    """Creating the temporary beside ``target`` fails only for a place the user chose: one line naming it."""
+    try:
+        yield
+    except OSError as error:
+        raise OutputPathError(f"{target}: cannot create it: {os_error_reason(error)}") from None
+
+
+@contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Yield a stream on a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), dir=path.parent)
+    with _writable_place(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), dir=path.parent)
     encoding = None if "b" in mode else "utf-8"
     try:
         with os.fdopen(handle, mode, encoding=encoding) as stream:
@@ -58,8 +71,9 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
 @contextlib.contextmanager
 def staging_folder(target: Path) -> Iterator[Path]:
     """A temporary folder beside ``target`` (same file system, so renames out of it are atomic); removed at the end."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
+    with _writable_place(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
     try:
         yield staging
     finally:
@@ -78,10 +92,60 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 def replace_folders(staging: Path, output_dir: Path, names: list[str]) -> None:
-    """Move each complete ``staging/NAME`` to ``output_dir/NAME``, an older folder of that name set aside first."""
-    output_dir.mkdir(exist_ok=True)
+    """Make ``output_dir`` hold the complete ``staging/NAME`` folders, all in one step.
+
+    The new ``output_dir`` is assembled inside ``staging`` (the new folders, plus hard links to every
+    other entry of the old one) and swapped in by one rename, so a crash at any moment leaves either
+    the old ``output_dir`` or the complete new one, never new folders beside old ones. The old
+    folders end up in ``staging`` and go with it.
+    """
+    assembled = staging / ".assembled"
+    assembled.mkdir()
+    if output_dir.is_dir():
+        for entry in output_dir.iterdir():
+            if entry.name not in names:
+                _link_tree(entry, assembled / entry.name)
+        shutil.copymode(output_dir, assembled)
+    else:
+        assembled.chmod(0o755)  # mkdtemp's parent is private; the result is an ordinary folder
     for name in names:
-        target = output_dir / name
-        if target.exists():
-            target.rename(staging / f"{name}.replaced")
-        (staging / name).rename(target)
+        (staging / name).rename(assembled / name)
+    if output_dir.is_dir():
+        _exchange(assembled, output_dir)
+    else:
+        os.replace(assembled, output_dir)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``source`` again at ``target`` without copying data: hard links (a copy where links are refused)."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(source, target)
+
+
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(first: Path, second: Path) -> None:
+    """Swap two folders atomically (Linux ``renameat2``); elsewhere by two renames, the old one set aside first."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_cwd = -100
+        if libc.renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+            return
+    except (AttributeError, OSError):  # no renameat2 in this C library
+        pass
+    aside = first.with_name(first.name + ".old")
+    os.replace(second, aside)
+    os.replace(first, second)
+    os.replace(aside, first)

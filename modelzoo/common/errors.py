@@ -7,6 +7,7 @@ passes for bad input.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -28,6 +29,10 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be read, found or written, named by its path."""
 
 
+class OutputPathError(UserError):
+    """A place chosen for output cannot be written (read-only, a file where a folder should be...)."""
+
+
 class DataFileError(UserError, ValueError):
     """A problem in a data file, worded ``FILE:LINE: problem``; ``line`` is 1-based, or None for the whole file."""
 
@@ -37,3 +42,12 @@ class DataFileError(UserError, ValueError):
         self.problem = problem
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {problem}")
+
+
+def os_error_reason(error: OSError) -> str:
+    """Why a path could not be written, in words a user can act on (the OS's own words otherwise)."""
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a part of the path is a file, not a folder"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"not writable ({error.strerror})"
+    return error.strerror or str(error)

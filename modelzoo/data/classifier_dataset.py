@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from modelzoo.common.errors import DataFileError
-from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, read_meta
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, check_task, read_meta
 from modelzoo.data.ner_dataset import ShardedBatchSampler, numpy_to_torch
 from modelzoo.data.packing import (
     Algorithm,
@@ -54,10 +54,12 @@ def read_classifier_csv(folder: Path, max_sequence_length: int) -> tuple[list[di
     ``FILE:LINE: problem``): the shards of ``meta.dat`` have the expected header and row count, and
     every example fits in ``max_sequence_length`` with a label id of ``label2id.json``.
     """
+    shards = read_meta(folder)
+    check_task(folder, shards[0][0], CSV_COLUMNS[0])
     label2id = json.loads(read_utf8_text(folder / LABEL_VOCAB_FILE, "label vocab file"))
     label_ids = set(label2id.values())
     examples = []
-    for shard, expected_count, meta_line in read_meta(folder):
+    for shard, expected_count, meta_line in shards:
         with open(shard, encoding="utf-8", newline="") as handle:
             rows = csv.reader(handle)
             if next(rows, None) != CSV_COLUMNS:
@@ -91,6 +93,22 @@ def _parse_row(shard: Path, line_number: int, row: list[str], max_sequence_lengt
     return example
 
 
+def classifier_packs(
+    lengths: np.ndarray, max_sequence_length: int, slots: int, packing: bool, algorithm: Algorithm, seed: int
+) -> tuple[np.ndarray, PackingStats | None]:
+    """Which examples share each row, ``[rows, slots]`` (-1: empty slot): packed, or one example a row.
+
+    The one layout rule of the sequence classifier, used by evaluation's reader and by predict, so
+    both put a sequence in the same kind of row.
+    """
+    if not packing:
+        packs = np.full((len(lengths), slots), -1, dtype=np.int64)
+        packs[:, 0] = np.arange(len(lengths))
+        return packs, None
+    strategy, stats = plan_classification_packing(lengths, max_sequence_length, slots, algorithm)
+    return assign_sequences(lengths - 1, strategy, slots, seed), stats
+
+
 class ClassifierDataset(Dataset):
     """A split folder held as packed-layout int32 arrays; index it with an int or an array of indices."""
 
@@ -110,7 +128,6 @@ class ClassifierDataset(Dataset):
         self.examples, self.label2id = read_classifier_csv(Path(data_dir), max_sequence_length)
         self.max_sequence_length = max_sequence_length
         self.lengths = np.array([len(example["input_ids"]) for example in self.examples], dtype=np.int64)
-        self.packing_stats: PackingStats | None = None
         slots = max_sequences_per_pack
         longest = max_sequence_length - slots + 1  # its body and the row's [CLS] slots fill the row
         too_long = np.flatnonzero(self.lengths > longest)
@@ -120,12 +137,7 @@ class ClassifierDataset(Dataset):
                 f"{longest} tokens, which is all a row of {max_sequence_length} with {slots} [CLS] slots holds: "
                 f"rewrite the CSV with --max_seq_length {longest} or raise max_sequence_length"
             )
-        if packing:
-            strategy, self.packing_stats = plan_classification_packing(self.lengths, max_sequence_length, slots, algorithm)
-            packs = assign_sequences(self.lengths - 1, strategy, slots, seed)
-        else:
-            packs = np.full((len(self.examples), slots), -1, dtype=np.int64)
-            packs[:, 0] = np.arange(len(self.examples))
+        packs, self.packing_stats = classifier_packs(self.lengths, max_sequence_length, slots, packing, algorithm, seed)
         self.features = pack_classification_examples(self.examples, packs, max_sequence_length)
         self.features["sequence_index"] = packs.astype(np.int32)
 

@@ -29,7 +29,33 @@ def read_meta(data_dir: Path) -> list[tuple[Path, int, int]]:
         fields = line.split()
         if len(fields) != 2 or not fields[1].isdigit():
             raise DataFileError(meta_path, number, f"expected 'filename count', got {line!r}")
-        entries.append((data_dir / fields[0], int(fields[1]), number))
+        shard = data_dir / fields[0]
+        if Path(fields[0]).is_absolute() or not shard.resolve().is_relative_to(data_dir.resolve()):
+            raise DataFileError(meta_path, number, f"{fields[0]!r} is outside the folder (meta.dat lists the folder's own CSV files)")
+        entries.append((shard, int(fields[1]), number))
     if not entries:
         raise DataFileError(meta_path, 1, "lists no CSV files")
     return entries
+
+
+# The first header column of each writer's CSV shards: which task a split folder holds data for.
+TASK_OF_FIRST_COLUMN = {
+    "tokens": "NER (token classification) data, as write_csv_ner.py writes it",
+    "input_ids": "sequence classification data, as write_csv_classifier.py writes it",
+}
+
+
+def check_task(data_dir: Path, first_shard: Path, first_column: str) -> None:
+    """Refuse a folder of the other task's CSVs by name, before its files are misread as this task's."""
+    try:
+        with open(first_shard, encoding="utf-8") as handle:
+            found = handle.readline().split(",")[0].strip()
+    except (OSError, UnicodeDecodeError):
+        return  # the reader reports the file itself, with its line
+    if found != first_column and found in TASK_OF_FIRST_COLUMN:
+        raise DataFileError(
+            data_dir,
+            None,
+            f"the folder holds another task's data ({TASK_OF_FIRST_COLUMN[found]}) but this config reads "
+            f"{TASK_OF_FIRST_COLUMN[first_column]}: check data_dir and model.head",
+        )

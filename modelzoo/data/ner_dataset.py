@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from modelzoo.common.errors import DataFileError
-from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, NO_WORD, read_meta
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, NO_WORD, check_task, read_meta
 from modelzoo.data.labels import CLS_LABEL, CONTINUATION_LABEL, FRAME_LABELS, PAD_LABEL, SEP_LABEL
 from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, pack_token_examples, plan_packing
 from modelzoo.data.params import InputParams
@@ -67,6 +67,7 @@ class NerCsvDataset(Dataset):
             raise DataFileError(self.data_dir, None, "vocab_file is needed to turn the CSV's word pieces into ids")
         self.max_sequence_length = max_sequence_length
         shards = read_meta(self.data_dir)
+        check_task(self.data_dir, shards[0][0], "tokens")
         self.vocab = read_vocab(vocab_file)
         self.label2id = read_label_vocab(label_vocab_file or self.data_dir / LABEL_VOCAB_FILE)
         self.id2label = {index: label for label, index in self.label2id.items()}

@@ -3,8 +3,8 @@
 Padding every sequence to ``max_sequence_length`` wastes most of the compute on short data (SST-2
 sentences average 13 WordPiece tokens). Packing concatenates several sequences into one row; the
 model keeps them apart with a *sequence-index* attention mask (1..k per sequence, 0 for padding),
-from which it builds the block-diagonal mask ``(m[:, :, None] == m[:, None, :]) & (m[:, None, :] != 0)``,
-and with position ids that restart at every sequence.
+from which it builds the block-diagonal mask ``m[:, :, None] == m[:, None, :]`` (a token attends to its
+own sequence; padding, index 0, only to padding), and with position ids that restart at every sequence.
 
 The packing problem is solved on the *histogram* of sequence lengths, not on the sequences: the
 result is a strategy, a list of ``(pack length-combination, repeat count)``, e.g.

@@ -61,3 +61,12 @@ def build_label_vocab(data_labels: set[str] | list[str]) -> dict[str, int]:
     """``[PAD]``, the sorted data labels, ``X``, ``[CLS]``, ``[SEP]`` -> ids 0..n-1."""
     ordered = [PAD_LABEL, *sorted(set(data_labels)), *FRAME_LABELS]
     return {label: index for index, label in enumerate(ordered)}
+
+
+def is_uncased_vocab(vocab: dict[str, int]) -> bool:
+    """True when no token outside ``[...]`` has an upper-case letter: such a vocab wants lower-cased input.
+
+    The params file does not say how the CSV was written; the vocab does (BERT's uncased vocabs hold
+    no capitals, the cased ones thousands), and prediction must piece words as training did.
+    """
+    return not any(token[:1] != "[" and token != token.lower() for token in vocab)

@@ -23,8 +23,9 @@ class WordPieceTokenizer:
         from transformers import BertTokenizerFast  # imported here: it takes ~2 s and only writing needs it
 
         vocab = read_vocab(vocab_file)
-        # `vocab=` and not `vocab_file=`: in transformers 5 the latter silently builds a 5-token vocab.
-        self.tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=do_lower_case)
+        # Both spellings: transformers 5 reads `vocab=` (its `vocab_file=` alone silently builds a 5-token
+        # vocab), transformers 4 (the IPU environment's, see requirements-ipu.txt) reads `vocab_file=`.
+        self.tokenizer = BertTokenizerFast(vocab=str(vocab_file), vocab_file=str(vocab_file), do_lower_case=do_lower_case)
         if self.tokenizer.vocab_size != len(vocab):
             raise DataFileError(
                 vocab_file, None, f"the tokenizer holds {self.tokenizer.vocab_size} tokens but the file {len(vocab)}"

@@ -26,8 +26,14 @@ class DeviceSetup:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
-        """Dynamic loss scaling, on only for float16 (bfloat16 has float32's range)."""
-        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "float16")
+        """Dynamic loss scaling, on only for float16 (bfloat16 has float32's range).
+
+        torch 2.0 (poptorch 3.3/3.4's) has only ``torch.cuda.amp.GradScaler``, which needs no GPU when off.
+        """
+        enabled = self.precision == "float16"
+        if not hasattr(torch.amp, "GradScaler"):
+            return torch.cuda.amp.GradScaler(enabled=enabled)
+        return torch.amp.GradScaler(self.device.type, enabled=enabled)
 
     def to_device(self, batch: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
         non_blocking = self.device.type == "cuda"

@@ -1,26 +1,28 @@
-"""The training loop shared by the CPU and GPU executors (one process or many under torchrun).
+"""The one training loop of every back-end: progress, logging, checkpoints, signals and NaN stops.
 
-Each optimizer step takes ``gradient_accumulation_steps`` batches per rank and weights every
-batch's mean loss by its share of the loss positions of the whole global batch. The update is then
-the one a single process would make on the global batch: accumulation and data parallelism change
-the speed, not the result.
+What differs between back-ends is only how optimizer steps run, so that is a component, a
+:class:`TrainStep`: on torch (CPU and GPU) forward, backward and optimizer step with accumulation,
+AMP and DDP (``modelzoo.backends.torch_step``); on poptorch (IPU) one host call of
+``device_iterations`` steps (``modelzoo.backends.ipu``). Everything else is written once, here.
 
 Restarts are exact: a checkpoint records the data position (epoch, batches consumed) and every
 RNG state, and the data order depends only on (shuffle_seed, epoch), so a resumed run produces the
-same losses step for step as one that was never stopped.
+same losses step for step as one that was never stopped. A checkpoint has the same layout on every
+back-end, so a run moves between them either way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -33,11 +35,10 @@ from modelzoo.checkpoint.training import (
     rng_states,
     save_checkpoint,
 )
-from modelzoo.common.errors import CheckpointError, ParamsError, UserError
-from modelzoo.loop.device import DeviceSetup
+from modelzoo.common.errors import CheckpointError, UserError
 from modelzoo.loop.distributed import DistContext
-from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
-from modelzoo.optim.optimizer import build_lr_scheduler, build_optimizer
+from modelzoo.optim.lr_schedule import check_schedule_covers
+from modelzoo.optim.optimizer import build_lr_scheduler
 from modelzoo.params.params import Params
 
 
@@ -76,27 +77,49 @@ class SignalFlag:
             signal.signal(number, handler)
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What one call of a :class:`TrainStep` reports: the global batch's loss and what it processed."""
+
+    loss: float
+    grad_norm: float  # nan where the device does not hand it back (poptorch)
+    samples: int
+    real_tokens: int
+
+
+class TrainStep(Protocol):
+    """A back-end's optimizer steps: the part of training that torch and poptorch do differently."""
+
+    model: nn.Module  # the host copy that checkpoints are written from
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler  # enabled only for float16 on torch; poptorch scales on the device
+    steps_per_call: int  # optimizer steps one call() runs
+    batches_per_call: int  # units of the data position one call() consumes
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch of train_input; raises ParamsError if not even one fits."""
+
+    def epoch_calls(self, epoch: int, skip: int) -> Iterator[Any]:
+        """The work of each call() through ``epoch``, the first ``skip`` units of the position left out."""
+
+    def call(self, work: Any, learning_rate: float) -> StepResult:
+        """Run ``steps_per_call`` optimizer steps; the weights stay unchanged when the loss is not finite."""
+
+    def sync_to_host(self) -> None:
+        """Bring the trained weights and optimizer state into ``model``/``optimizer`` (before a save)."""
+
+    def release(self) -> None:
+        """Free the device for another program (evaluation) until the next call()."""
+
+
 class Trainer:
-    def __init__(
-        self, params: Params, task: Task, model: nn.Module, setup: DeviceSetup, context: DistContext, model_dir: Path
-    ) -> None:
-        self.params, self.task, self.setup, self.context = params, task, setup, context
+    def __init__(self, params: Params, step: TrainStep, context: DistContext, model_dir: Path) -> None:
+        self.params, self.train_step, self.context = params, step, context
         self.run = params.runconfig
         self.model_dir = Path(model_dir)
-        self.model = model.to(setup.device)
-        self.optimizer = build_optimizer(self.model, params.optimizer)
+        self.model, self.optimizer, self.scaler = step.model, step.optimizer, step.scaler
         self.scheduler = build_lr_scheduler(self.optimizer, params.optimizer)
-        self.scaler = setup.grad_scaler()
         self.step, self.epoch, self.batches_done = 0, 0, 0
-        wrapped = self.model
-        if context.distributed:
-            device_ids = [setup.device.index] if setup.device.type == "cuda" else None
-            wrapped = DistributedDataParallel(self.model, device_ids=device_ids)
-        self.forward_model = torch.compile(wrapped) if self.run.compile else wrapped
-        # Eager runs skip the padding (BertModel's skip_padding: a padded batch computes only its
-        # real tokens); torch.compile needs the static shapes of the padded batch.
-        self.skip_padding = not self.run.compile
-        self.ddp = wrapped if context.distributed else None
         self.writer = SummaryWriter(str(self.model_dir / "train")) if context.is_main else None
 
     # --- state -------------------------------------------------------------------------------
@@ -143,6 +166,7 @@ class Trainer:
             self.context.say(f"restored the full training state of {path} (step {self.step})")
 
     def save(self) -> Path | None:
+        self.train_step.sync_to_host()
         if not self.context.is_main:
             return None
         path = checkpoint_file(self.model_dir, self.step)
@@ -150,114 +174,74 @@ class Trainer:
         return path
 
     # --- the loop ----------------------------------------------------------------------------
-    def total_steps(self, batches_per_epoch: int) -> int:
+    def total_steps(self, steps_per_epoch: int) -> int:
         if self.run.max_steps is not None:
             return self.run.max_steps
-        return self.run.num_epochs * (batches_per_epoch // self.run.gradient_accumulation_steps)
+        return self.run.num_epochs * steps_per_epoch
 
-    def _global_batches(self):
-        """Yield lists of ``gradient_accumulation_steps`` batches, epoch after epoch, from the saved position."""
-        accumulation = self.run.gradient_accumulation_steps
+    def _calls(self) -> Iterator[Any]:
+        """The work of each call, epoch after epoch, from the saved data position."""
         while True:
-            loader = self.task.dataloader("train_input", self.context, self.epoch)
-            pending = []
-            for index, batch in enumerate(loader):
-                if index < self.batches_done:
-                    continue
-                pending.append(batch)
-                if len(pending) == accumulation:
-                    yield pending
-                    pending = []
+            yield from self.train_step.epoch_calls(self.epoch, self.batches_done)
             self.epoch, self.batches_done = self.epoch + 1, 0
 
-    def train(self, on_step=None) -> list[float]:
-        """Train to the configured length; returns the loss of every step run here.
+    def train(self, on_step: Callable[[int], bool] | None = None) -> list[float]:
+        """Train to the configured length; returns the loss of every call run here.
 
-        ``on_step(step)`` is called after each optimizer step (train_and_eval evaluates from it).
+        ``on_step(step)`` is called after each call (train_and_eval evaluates from it); a true
+        result ends training at that step (early stopping).
         """
-        if self.context.distributed and not self.params.train_input.drop_last:
-            raise ParamsError("train_input.drop_last must be true with several processes (every rank must take the same steps)")
-        batches_per_epoch = len(self.task.dataloader("train_input", self.context, self.epoch))
-        if batches_per_epoch < self.run.gradient_accumulation_steps:
-            raise ParamsError(
-                f"train_input has {batches_per_epoch} batches per rank, fewer than "
-                f"runconfig.gradient_accumulation_steps ({self.run.gradient_accumulation_steps})"
-            )
-        total = self.total_steps(batches_per_epoch)
+        total = self.total_steps(self.train_step.steps_per_epoch())
+        if self.run.max_steps is None and self.params.cerebras is None:  # max_steps: checked with the params
+            length = f"the run ({self.run.num_epochs} epochs of {self.train_step.steps_per_epoch()} steps)"
+            check_schedule_covers(self.params.optimizer.schedule, total, length)
+        per_call = self.train_step.steps_per_call
         losses: list[float] = []
         meter = Throughput()
         progress = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not self.context.is_main)
         # The bar is closed however the loop ends, so an error message starts on a line of its own.
         with SignalFlag() as signals, progress:
-            batches = self._global_batches()
+            calls = self._calls()
             while self.step < total:
-                loss, grad_norm, samples, tokens = self._optimizer_step(next(batches))
-                self.step += 1
-                self.batches_done += self.run.gradient_accumulation_steps
-                losses.append(loss)
-                meter.add(samples, tokens)
-                progress.update(1)
-                if self.step % self.run.log_steps == 0 or self.step == total:
-                    self._log(loss, grad_norm, meter, progress)
-                if self.run.save_checkpoints_steps and self.step % self.run.save_checkpoints_steps == 0:
+                result = self.train_step.call(next(calls), self.scheduler.get_last_lr()[0])
+                if not math.isfinite(result.loss):
+                    raise NonFiniteLossError(
+                        f"loss is {result.loss} at step {self.step + per_call}; stopped. The last good checkpoint in "
+                        f"{self.model_dir} is {latest_checkpoint(self.model_dir) or 'none'}"
+                    )
+                self.step += per_call
+                self.batches_done += self.train_step.batches_per_call
+                for _ in range(per_call):
+                    self.scheduler.step()
+                losses.append(result.loss)
+                meter.add(result.samples, result.real_tokens)
+                progress.update(per_call)
+                if crossed(self.run.log_steps, self.step, per_call) or self.step == total:
+                    self._log(result, meter, progress)
+                if crossed(self.run.save_checkpoints_steps, self.step, per_call):
                     self.save()
                 if signals.received is not None:
                     raise TrainingInterrupted(signals.received, self.step, self.save())
-                if on_step is not None:
-                    on_step(self.step)
+                if on_step is not None and on_step(self.step):
+                    break  # early stopping
         if latest_checkpoint(self.model_dir) != checkpoint_file(self.model_dir, self.step):
             self.save()
         self.context.barrier()
         return losses
 
-    def _optimizer_step(self, micro_batches: list[dict[str, torch.Tensor]]) -> tuple[float, float, int, int]:
-        keys = self.task.model_input_keys
-        counts = torch.stack([count_loss_positions(batch) for batch in micro_batches]).double()
-        global_count = self.context.all_reduce_sum(counts.sum().to(self.setup.device)).clamp(min=1.0)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.setup.device)
-        self.model.train()
-        for index, batch in enumerate(micro_batches):
-            last = index == len(micro_batches) - 1
-            sync = contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()
-            with sync:
-                with self.setup.autocast():
-                    output = self.forward_model(**self.setup.to_device(batch, keys), skip_padding=self.skip_padding)
-                weight = counts[index].to(self.setup.device) / global_count
-                # DDP averages gradients over ranks; scale by world_size so they sum instead.
-                scaled = output.loss * (weight * self.context.world_size).to(output.loss.dtype)
-                self.scaler.scale(scaled).backward()
-            loss_sum += output.loss.detach().double() * weight
-        loss = self.context.all_reduce_sum(loss_sum).item()
-        if not math.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss is {loss} at step {self.step + 1}; stopped. The last good checkpoint in "
-                f"{self.model_dir} is {latest_checkpoint(self.model_dir) or 'none'}"
-            )
-        self.scaler.unscale_(self.optimizer)
-        max_norm = self.params.optimizer.max_gradient_norm
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm if max_norm else math.inf)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        samples = sum(self.task.count_sequences(batch) for batch in micro_batches)
-        tokens = int(sum(count_real_tokens(batch) for batch in micro_batches))
-        totals = self.context.all_reduce_sum(torch.tensor([samples, tokens], device=self.setup.device))
-        return loss, float(grad_norm), int(totals[0]), int(totals[1])
-
-    def _log(self, loss: float, grad_norm: float, meter: Throughput, progress: tqdm) -> None:
+    def _log(self, result: StepResult, meter: Throughput, progress: tqdm) -> None:
         if not self.context.is_main:
             return
         samples_per_s, tokens_per_s = meter.rates()
         lr = self.scheduler.get_last_lr()[0]
         progress.write(
-            f"step {self.step}: loss {loss:.4f}, lr {lr:.3e}, grad norm {grad_norm:.3f}, "
+            f"step {self.step}: loss {result.loss:.4f}, lr {lr:.3e}, grad norm {result.grad_norm:.3f}, "
             f"{samples_per_s:.1f} samples/s, {tokens_per_s:.0f} real tokens/s"
         )
         for name, value in (
-            ("loss", loss),
+            ("loss", result.loss),
             ("learning_rate", lr),
-            ("grad_norm", grad_norm),
+            ("grad_norm", result.grad_norm),
             ("samples_per_second", samples_per_s),
             ("real_tokens_per_second", tokens_per_s),
         ):
@@ -265,8 +249,14 @@ class Trainer:
         self.writer.flush()
 
     def close(self) -> None:
+        self.train_step.release()
         if self.writer is not None:
             self.writer.close()
+
+
+def crossed(every: int | None, step: int, steps_per_call: int) -> bool:
+    """Whether the call that ended at ``step`` passed a multiple of ``every`` (0 or None: never)."""
+    return bool(every) and step // every > (step - steps_per_call) // every
 
 
 class Throughput:

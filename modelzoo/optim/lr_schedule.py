@@ -10,8 +10,8 @@ the other, e.g. a linear warm-up then a linear decay::
 Schedulers: ``Linear``, ``Constant``, ``Cosine`` (case-insensitive; Cerebras' ``LinearLR``,
 ``ConstantLR``, ``CosineDecay`` and ``CosineDecayLR`` are accepted too). A phase's length is
 ``total_iters``; Cerebras configs also write it ``steps`` or ``decay_steps``, which are accepted as
-aliases. Every phase but the last needs a length; after the last phase ends the rate stays at its
-final value. Step ``s`` is the number of optimizer steps already taken, so the first update uses
+aliases. Every phase but the last needs a length; the phases must span the run exactly
+(:func:`check_schedule_covers`), or the last one leaves its length out and runs to the end. Step ``s`` is the number of optimizer steps already taken, so the first update uses
 the value at ``s = 0`` and a phase starts exactly at its initial rate.
 """
 
@@ -76,6 +76,31 @@ def parse_learning_rate(value: Any, where: str = "optimizer.learning_rate") -> t
         if phase.total_iters is None:
             raise ParamsError(f"{where}[{i}]: every schedule but the last needs 'total_iters' (its length in steps)")
     return phases
+
+
+def check_schedule_covers(phases: tuple[Phase, ...], total_steps: int, length_name: str) -> None:
+    """Raise ParamsError unless the phases span exactly the run's ``total_steps`` optimizer steps.
+
+    A schedule shorter than the run would hold its last rate (often 0) for the rest; a longer one
+    would stop before its decay. A last phase without ``total_iters`` runs to the end, whatever the
+    length, so only the phases before it must fit. ``length_name`` says where the length comes
+    from (``runconfig.max_steps``...), for the message.
+    """
+    lengths = [phase.total_iters for phase in phases]
+    if lengths[-1] is None:
+        fixed = sum(lengths[:-1])
+        if fixed > total_steps:
+            raise ParamsError(
+                f"optimizer.learning_rate: the phases before the last take {fixed} steps but {length_name} is "
+                f"{total_steps}; shorten them so the schedule fits the run"
+            )
+        return
+    if sum(lengths) != total_steps:
+        raise ParamsError(
+            f"optimizer.learning_rate: the phases' total_iters sum to {sum(lengths)} but {length_name} is "
+            f"{total_steps}; make them sum to {total_steps}, or leave total_iters out of the last phase to run it "
+            "to the end"
+        )
 
 
 def _parse_phase(entry: Any, where: str) -> Phase:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 import typing
 from pathlib import Path
@@ -52,6 +53,10 @@ class IPUParams:
     random_seed: int | None = param(
         None, "seed of the IPU's random number generator; null: poptorch's default"
     )
+    loss_scaling: float = param(
+        1.0, "poptorch optimizers' loss_scaling: the loss is multiplied by it and the gradients divided, so "
+        "that small float16 gradients do not flush to zero; 1: none. Allowed beside ipu_config_file"
+    )
     output_mode: Literal["all", "sum", "final", "default"] = param(
         "final", "what a training call returns of its micro batches (inference always returns all)"
     )
@@ -69,16 +74,23 @@ class IPUParams:
             also_set = [
                 f.name
                 for f in dataclasses.fields(self)
-                if f.name not in ("ipu_config_file", "pod_type") and getattr(self, f.name) != f.default
+                if f.name not in _BESIDE_CONFIG_FILE and getattr(self, f.name) != f.default
             ]
             if also_set:
                 raise ParamsError(
                     f"ipu.ipu_config_file replaces the other ipu keys; remove {', '.join(also_set)} "
                     f"or set them in {self.ipu_config_file}"
                 )
+        if not (0 < self.loss_scaling < math.inf):
+            raise ParamsError(f"ipu.loss_scaling: must be a positive finite number, got {self.loss_scaling}")
         if self.ipus_per_replica is None:
             self.ipus_per_replica = _default_ipus_per_replica(self.layers_per_ipu)
         _check_layout(dataclasses.asdict(self), "ipu", {})
+
+
+# Keys that may be set together with ipu_config_file: they are not IPUConfig keys (optimum takes the loss
+# scaling as a training argument, --loss_scaling).
+_BESIDE_CONFIG_FILE = ("ipu_config_file", "pod_type", "loss_scaling")
 
 
 def _default_ipus_per_replica(layers_per_ipu: list[int] | None) -> int:

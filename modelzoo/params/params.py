@@ -21,8 +21,8 @@ import yaml
 
 from modelzoo.bert.config import BertConfig
 from modelzoo.common.atomic import write_text_atomic
-from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import (
+    ParamsError,
     build,
     describe,
     param,
@@ -30,8 +30,10 @@ from modelzoo.common.schema import (
     unknown_key_message,
 )
 from modelzoo.data.params import InputParams
-from modelzoo.optim.lr_schedule import SCHEDULER_NAMES
+from modelzoo.optim.lr_schedule import SCHEDULER_NAMES, check_schedule_covers
 from modelzoo.optim.params import OptimizerParams
+from modelzoo.params.cerebras import CerebrasReport, misplaced_key_message, translate
+from modelzoo.params.cerebras import reference_markdown as cerebras_keys_markdown
 from modelzoo.params.ipu import IPUParams
 
 
@@ -46,6 +48,17 @@ class RunConfig:
     keep_checkpoint_max: int | None = param(5, "newest checkpoints kept in model_dir; null: keep all")
     eval_frequency: int | None = param(None, "in train_and_eval, evaluate every this many steps; null: at the end")
     eval_steps: int | None = param(None, "batches per evaluation; null: the whole eval_input")
+    best_checkpoint_metric: str | None = param(
+        None,
+        "eval figure (f1, accuracy, loss...) by which train_and_eval with eval_frequency keeps "
+        "model_dir/best_checkpoint.mdl; null: f1 for NER, accuracy for classification",
+    )
+    best_checkpoint_higher_is_better: bool | None = param(
+        None, "direction of best_checkpoint_metric; null: lower is better for loss, higher for the rest"
+    )
+    early_stopping_patience: int | None = param(
+        None, "stop train_and_eval after this many evaluations without a new best; null: never stop early"
+    )
     seed: int = param(1, "seed of the weights' initialisation, dropout and shuffling")
     precision: Literal["float32", "bfloat16", "float16"] = param(
         "float32", "compute dtype: float32, bfloat16 autocast, or float16 autocast with loss scaling"
@@ -70,11 +83,14 @@ class RunConfig:
             "eval_frequency": 1,
             "eval_steps": 1,
             "gradient_accumulation_steps": 1,
+            "early_stopping_patience": 1,
         }
         for name, minimum in at_least.items():
             value = getattr(self, name)
             if value is not None and value < minimum:
                 raise ParamsError(f"runconfig.{name}: must be at least {minimum}, got {value}")
+        if self.early_stopping_patience is not None and self.eval_frequency is None:
+            raise ParamsError("runconfig.early_stopping_patience needs runconfig.eval_frequency (evaluations to count)")
 
 
 SECTIONS: dict[str, type] = {
@@ -105,6 +121,7 @@ class Params:
     train_input: InputParams | None = None
     eval_input: InputParams | None = None
     ipu: IPUParams | None = None
+    cerebras: CerebrasReport | None = None  # what a Cerebras config's keys became; None for a file of ours
 
     def check_mode(self, mode: str) -> None:
         """Raise ParamsError if a section ``mode`` reads is absent, or training has no length."""
@@ -113,6 +130,18 @@ class Params:
                 raise ParamsError(f"--mode {mode} needs a '{section}' section in the params file")
         if mode.startswith("train") and self.runconfig.max_steps is None and self.runconfig.num_epochs is None:
             raise ParamsError(f"--mode {mode}: set runconfig.max_steps or runconfig.num_epochs")
+        for section in MODE_SECTIONS[mode]:
+            data = getattr(self, section)
+            if data.max_sequence_length > self.model.max_position_embeddings:
+                raise ParamsError(
+                    f"{section}.max_sequence_length ({data.max_sequence_length}) is above "
+                    f"model.max_position_embeddings ({self.model.max_position_embeddings}): the model has no "
+                    "position beyond that"
+                )
+        # Cerebras' own configs end runs inside a phase (bc5cdr-chem: phases of 1508 + 15080 steps in a
+        # 15080-step run), and a Cerebras config means here what it meant there.
+        if mode.startswith("train") and self.runconfig.max_steps is not None and self.cerebras is None:
+            check_schedule_covers(self.optimizer.schedule, self.runconfig.max_steps, "runconfig.max_steps")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain mappings of the present sections, in the file's usual order."""
@@ -184,7 +213,8 @@ def _check_known_key(section: str, key: Any, where: str) -> None:
     """Unknown keys are caught before the schema builds the section, so the message can say where."""
     valid = [f.name for f in dataclasses.fields(SECTIONS[section])]
     if key not in valid:
-        raise ParamsError(f"{where}: {unknown_key_message(section, str(key), valid)}")
+        message = misplaced_key_message(section, str(key)) or unknown_key_message(section, str(key), valid)
+        raise ParamsError(f"{where}: {message}")
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> set[tuple[str, str]]:
@@ -231,6 +261,7 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
     raw, marks = _read_yaml(path)
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
+    report = translate(raw, marks, _at)
     for section, values in raw.items():
         where = _at(marks[(section,)])
         if section not in SECTIONS:
@@ -248,7 +279,7 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
         except ParamsError as error:
             message = str(error) if re.match(rf"{section}\b", str(error)) else f"{section}.{error}"
             raise ParamsError(f"{_locate(message, section, marks, overridden, path)}: {message}") from None
-    return Params(**built)
+    return Params(**built, cerebras=report)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -260,7 +291,9 @@ def save_params(params: Params, path: str | Path) -> Path:
     The file appears complete or not at all, so a crash never leaves a half-written params.yaml
     beside a checkpoint.
     """
-    return write_text_atomic(path, yaml.safe_dump(params.to_dict(), sort_keys=False, default_flow_style=False))
+    header = "".join(f"# {line}\n" for line in params.cerebras.lines()) if params.cerebras else ""
+    body = yaml.safe_dump(params.to_dict(), sort_keys=False, default_flow_style=False)
+    return write_text_atomic(path, header + body)
 
 
 # --- reference page ----------------------------------------------------------------------------
@@ -278,8 +311,9 @@ other (the Cerebras model zoo format). Each entry has a `scheduler` and its keys
 | `Constant` | `learning_rate`, `total_iters` (not needed last) | `learning_rate` |
 
 Every entry but the last needs `total_iters`; Cerebras' spellings `steps` and `decay_steps` are
-accepted for it, and scheduler names are case-insensitive ({names}). After the last entry
-ends, the rate stays at its final value. Step 0 is the first optimizer update.
+accepted for it, and scheduler names are case-insensitive ({names}). The entries must span the
+run exactly (their `total_iters` sum to the run's steps), or the last one leaves `total_iters` out
+and runs to the end. Step 0 is the first optimizer update.
 
 ```yaml
 optimizer:
@@ -301,7 +335,7 @@ def reference_markdown() -> str:
     sections = [describe(cls, name) for name, cls in SECTIONS.items() if name != "eval_input"]
     sections[0] = sections[0].replace("### `train_input`", "### `train_input` and `eval_input`")
     names = ", ".join(f"`{name}`" for name in SCHEDULER_NAMES)
-    return "\n".join([header, *sections, _SCHEDULE_DOC.format(names=names)])
+    return "\n".join([header, *sections, _SCHEDULE_DOC.format(names=names), cerebras_keys_markdown()])
 
 
 def main() -> None:

@@ -1,74 +1,124 @@
-"""One self-contained HTML page that highlights the predicted entities by type (displaCy-style).
+"""One self-contained HTML page of predictions: entities highlighted by type (displaCy-style), or
+one row per line with the classifier's label.
 
 Everything is inline (CSS in a ``<style>`` element, no scripts, fonts or images fetched), so the
-page opens anywhere and can be mailed. Every piece of input text goes through ``html.escape``:
-the text is the user's, and a ``<script>`` in it must show as text, never run.
+page opens anywhere and can be mailed. The text is the user's, so it is never trusted: every piece
+goes through ``html.escape`` (a ``<script>`` in it shows as text, never runs); control characters
+(NUL, escape, the C1 range) are shown as visible symbols instead of reaching the browser raw; and
+every run of text sits in its own ``<bdi>``, so a right-to-left override in a line cannot reorder
+the entity marks, their labels or the lines after it. Each entity's tooltip (``title``) gives its
+type and score. A page holds at most ``max_records`` lines and says so when the input had more.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections import Counter
 from itertools import cycle
 
-from modelzoo.predict.records import Prediction
+from modelzoo.predict.records import Classification, Prediction
 
 # Colours for the CoNLL-2003 types, then a cycle for any other type (in order of first sight).
 KNOWN_COLOURS = {"PER": "#aa9cfc", "ORG": "#7aecec", "LOC": "#ff9561", "MISC": "#bfeeb7", "ENTITY": "#feca74"}
 OTHER_COLOURS = ("#e4e7d2", "#c887fb", "#9cc9cc", "#ffeb80", "#f0a8a8", "#b5d3f5", "#d9b99b")
+MAX_PAGE_LINES = 2000
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em; line-height: 2.4; color: #222; }
 h1 { font-size: 1.3em; line-height: 1.4; }
-.legend { margin-bottom: 1.5em; line-height: 2; }
+.legend, .note { margin-bottom: 1.5em; line-height: 2; }
 .sentence { margin: 0 0 1em 0; padding-bottom: 0.5em; border-bottom: 1px solid #eee; }
 .line-number { color: #999; font-size: 0.75em; margin-right: 0.8em; }
-mark.entity, mark.legend-entry { padding: 0.25em 0.45em; margin: 0 0.1em; border-radius: 0.35em; line-height: 1; }
+.control { color: #c00; }
+mark.entity, mark.legend-entry, mark.label { padding: 0.25em 0.45em; margin: 0 0.1em; border-radius: 0.35em; line-height: 1; }
 .entity-type { font-size: 0.65em; font-weight: bold; text-transform: uppercase; margin-left: 0.4em; vertical-align: middle; }
+td { padding: 0.2em 0.8em; vertical-align: top; line-height: 1.6; }
 """
 
 
-def type_colours(predictions: list[Prediction]) -> dict[str, str]:
-    """A colour per entity type present, known types first in their usual colours."""
+def visible_text(text: str) -> str:
+    """``text`` HTML-escaped, its control characters as visible symbols (U+2400.. for C0, ``\\xNN`` for the rest)."""
+    def symbol(match: re.Match) -> str:
+        code = ord(match.group())
+        shown = chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else f"\\x{code:02x}"
+        return f'<span class="control">{shown}</span>'
+
+    return _CONTROL.sub(symbol, html.escape(text))
+
+
+def _isolated(text: str) -> str:
+    return f"<bdi>{visible_text(text)}</bdi>"
+
+
+def type_colours(kinds: list[str]) -> dict[str, str]:
+    """A colour per type (entity type or label) in order of first sight, known types in their usual colours."""
     colours: dict[str, str] = {}
     others = cycle(OTHER_COLOURS)
-    for prediction in predictions:
-        for entity in prediction.entities:
-            if entity.type not in colours:
-                colours[entity.type] = KNOWN_COLOURS.get(entity.type) or next(others)
+    for kind in kinds:
+        if kind not in colours:
+            colours[kind] = KNOWN_COLOURS.get(kind) or next(others)
     return colours
 
 
-def _mark(text: str, entity_type: str, colour: str, css_class: str = "entity") -> str:
+def _mark(text: str, kind: str, colour: str, css_class: str, tooltip: str | None = None) -> str:
     """A highlighted run of text with its type after it; the legend uses the same look, another class."""
-    kind = html.escape(entity_type, quote=True)
+    kind_text = html.escape(kind, quote=True)
+    title = f' title="{html.escape(tooltip, quote=True)}"' if tooltip else ""
     return (
-        f'<mark class="{css_class}" data-type="{kind}" style="background: {colour}">{html.escape(text)}'
-        f'<span class="entity-type">{kind}</span></mark>'
+        f'<mark class="{css_class}" data-type="{kind_text}"{title} style="background: {colour}">{_isolated(text)}'
+        f'<span class="entity-type">{kind_text}</span></mark>'
     )
+
+
+def entity_tooltip(kind: str, score: float) -> str:
+    return f"{kind}, score {score:.2f}"
 
 
 def _sentence(prediction: Prediction, colours: dict[str, str]) -> str:
     parts, position = [], 0
     for entity in prediction.entities:
-        parts.append(html.escape(prediction.text[position : entity.start]))
-        parts.append(_mark(entity.text, entity.type, colours[entity.type]))
+        parts.append(_isolated(prediction.text[position : entity.start]))
+        parts.append(_mark(entity.text, entity.type, colours[entity.type], "entity", entity_tooltip(entity.type, entity.score)))
         position = entity.end
-    parts.append(html.escape(prediction.text[position:]))
+    parts.append(_isolated(prediction.text[position:]))
     return f'<p class="sentence"><span class="line-number">{prediction.line}</span>{"".join(parts)}</p>'
 
 
-def render_page(predictions: list[Prediction], title: str = "Named entities") -> str:
-    """The whole page: title, a legend with each type's colour and count, one paragraph per input line."""
-    colours = type_colours(predictions)
-    counts = Counter(entity.type for prediction in predictions for entity in prediction.entities)
-    legend = " ".join(_mark(f"{counts[kind]} ×", kind, colour, "legend-entry") for kind, colour in colours.items())
-    body = "\n".join(_sentence(prediction, colours) for prediction in predictions)
+def _page(title: str, legend: str, body: str, note: str | None) -> str:
+    note_html = f'<div class="note">{html.escape(note)}</div>\n' if note else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n"
-        f'<div class="legend">{legend or "no entities found"}</div>\n'
+        f"<h1>{html.escape(title)}</h1>\n{note_html}"
+        f'<div class="legend">{legend}</div>\n'
         f"{body}\n</body>\n</html>\n"
     )
+
+
+def render_page(predictions: list[Prediction], title: str = "Named entities", note: str | None = None) -> str:
+    """The whole page: title, an optional note, a legend with each type's colour and count, a paragraph per line."""
+    kinds = [entity.type for prediction in predictions for entity in prediction.entities]
+    colours, counts = type_colours(kinds), Counter(kinds)
+    legend = " ".join(_mark(f"{counts[kind]} ×", kind, colour, "legend-entry") for kind, colour in colours.items())
+    body = "\n".join(_sentence(prediction, colours) for prediction in predictions)
+    return _page(title, legend or "no entities found", body, note)
+
+
+def render_classification_page(
+    classifications: list[Classification], title: str = "Sequence labels", note: str | None = None
+) -> str:
+    """A table, one row per line: its number, its text, the label (coloured) and that label's score."""
+    colours = type_colours([item.label for item in classifications])
+    counts = Counter(item.label for item in classifications)
+    legend = " ".join(_mark(f"{counts[kind]} ×", kind, colour, "legend-entry") for kind, colour in colours.items())
+    rows = "\n".join(
+        f'<tr class="classified"><td class="line-number">{item.line}</td><td>{_isolated(item.text)}</td>'
+        f'<td><mark class="label" data-type="{html.escape(item.label, quote=True)}" style="background: '
+        f'{colours[item.label]}">{_isolated(item.label)}</mark></td><td class="score">{item.score:.2f}</td></tr>'
+        for item in classifications
+    )
+    return _page(title, legend, f"<table>\n{rows}\n</table>", note)

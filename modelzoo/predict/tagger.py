@@ -1,12 +1,15 @@
 """The model side of prediction: words -> WordPiece rows -> one tag per word, batched for speed.
 
-Rows are built as the CSV writer builds them for training (``[CLS]``, the pieces of whole words,
-``[SEP]``; a long sentence split into consecutive windows), and a word's tag is the prediction at
+Rows are built as the CSV writer builds them for training (``[CLS]``, pieces, ``[SEP]``, cut by the
+shared window rule of ``modelzoo.data.windows``), and a word's tag is the prediction at
 its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
 evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
 (about 12 % padding on CoNLL-2003), and the model skips that padding in all but attention
 (``skip_padding``). A batch holds as many rows as fit in the tokens of one ``eval_input`` batch
 (``batch_size x max_sequence_length``): many short sentences or a few long ones.
+Each tag comes with its softmax probability at that first piece (computed in float32 whatever the
+autocast precision). WordPiece ids are cached per distinct word, up to ``WORD_CACHE_SIZE`` words, so
+that a stream of any length keeps bounded memory.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import torch
 from torch import nn
 
 from modelzoo.data.labels import LabelVocab
-from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN, read_vocab
-from modelzoo.data.windows import word_windows
+from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN, is_uncased_vocab, read_vocab
+from modelzoo.data.windows import sentence_windows
 from modelzoo.data.wordpiece import WordPieceTokenizer
 from modelzoo.loop.device import DeviceSetup
-from modelzoo.predict.tokenize_raw import is_uncased_vocab
 
 PAD_TOKEN = "[PAD]"
+WORD_CACHE_SIZE = 200_000
 
 
 @dataclass(slots=True)
@@ -58,18 +61,20 @@ class WordTagger:
         self.setup = setup
         self._ids_of_word: dict[str, list[int]] = {}
 
-    def tag(self, sentences: list[list[str]]) -> list[list[str]]:
-        """One IOB2 tag per word of every sentence (an empty sentence gets no tags)."""
+    def tag(self, sentences: list[list[str]]) -> tuple[list[list[str]], list[list[float]]]:
+        """One IOB2 tag per word of every sentence, and each tag's probability (an empty sentence gets none)."""
         self._learn_words(sentences)
         rows = [row for index, words in enumerate(sentences) for row in self._rows(index, words)]
         tags: list[list[str]] = [[""] * len(words) for words in sentences]
+        scores: list[list[float]] = [[0.0] * len(words) for words in sentences]
         rows.sort(key=lambda row: len(row.ids))
         for batch in self._batches(rows):
-            predictions = self._predict(batch)
-            for row, predicted in zip(batch, predictions, strict=True):
-                labels = self.tag_of_id[predicted[row.first_pieces]]
-                tags[row.sentence][row.first_word : row.first_word + len(labels)] = labels.tolist()
-        return tags
+            label_ids, probabilities = self._predict(batch)
+            for row, predicted, probability in zip(batch, label_ids, probabilities, strict=True):
+                words = slice(row.first_word, row.first_word + len(row.first_pieces))
+                tags[row.sentence][words] = self.tag_of_id[predicted[row.first_pieces]].tolist()
+                scores[row.sentence][words] = probability[row.first_pieces].tolist()
+        return tags, scores
 
     def _batches(self, rows: list[_Row]):
         """Consecutive runs of the length-sorted ``rows`` whose padded size fits the token budget."""
@@ -85,26 +90,31 @@ class WordTagger:
         """WordPiece ids of every word not seen before, all in one tokenizer call: a call per
         sentence spent most of its time in call overhead (a tenth of prediction time on CoNLL-2003)."""
         new_words = list(dict.fromkeys(w for words in sentences for w in words if w not in self._ids_of_word))
+        if len(self._ids_of_word) + len(new_words) > WORD_CACHE_SIZE:
+            self._ids_of_word.clear()
+            new_words = list(dict.fromkeys(w for words in sentences for w in words))
         if new_words:
             (pieces_of_words,) = self.pieces.pieces_of_sentences([new_words])
             for word, pieces in zip(new_words, pieces_of_words, strict=True):
                 self._ids_of_word[word] = [self.vocab[piece] for piece in pieces]
 
     def _rows(self, sentence: int, words: list[str]) -> list[_Row]:
-        ids_of_words = [self._ids_of_word[word][: self.capacity] for word in words]
+        ids_of_words = [self._ids_of_word[word] for word in words]
         rows = []
-        for first, stop in word_windows([len(ids) for ids in ids_of_words], self.capacity):
+        for window in sentence_windows([len(ids) for ids in ids_of_words], self.capacity):
             ids, first_pieces = [self.vocab[CLS_TOKEN]], []
-            for word_ids in ids_of_words[first:stop]:
-                first_pieces.append(len(ids))
-                ids.extend(word_ids)
+            for span in window:
+                if span.holds_first_piece:
+                    first_pieces.append(len(ids))
+                ids.extend(ids_of_words[span.word][span.start : span.stop])
             ids.append(self.vocab[SEP_TOKEN])
-            rows.append(_Row(sentence, first, ids, first_pieces))
+            labelled = [span.word for span in window if span.holds_first_piece]
+            rows.append(_Row(sentence, labelled[0] if labelled else window[0].word, ids, first_pieces))
         return rows
 
     @torch.inference_mode()
-    def _predict(self, batch: list[_Row]) -> np.ndarray:
-        """Argmax label ids ``[rows, longest]`` of one batch of rows, padded to its longest row."""
+    def _predict(self, batch: list[_Row]) -> tuple[np.ndarray, np.ndarray]:
+        """Argmax label ids and their probabilities, ``[rows, longest]`` each, of one batch padded to its longest row."""
         longest = max(len(row.ids) for row in batch)
         input_ids = np.full((len(batch), longest), self.vocab[PAD_TOKEN], dtype=np.int32)
         attention_mask = np.zeros((len(batch), longest), dtype=np.int32)
@@ -119,4 +129,5 @@ class WordTagger:
         }
         with self.setup.autocast():
             logits = self.model(**inputs, skip_padding=True).logits
-        return logits.argmax(-1).cpu().numpy()
+        probabilities, label_ids = logits.float().softmax(-1).max(-1)
+        return label_ids.cpu().numpy(), probabilities.cpu().numpy()

@@ -32,11 +32,3 @@ def split_words(line: str, pretokenized: bool = False) -> list[Word]:
         return [Word(match.group(), match.start(), match.end()) for match in _FIELD.finditer(line)]
     return [Word(text, start, end) for text, (start, end) in _PRE_TOKENIZER.pre_tokenize_str(line)]
 
-
-def is_uncased_vocab(vocab: dict[str, int]) -> bool:
-    """True when no token outside ``[...]`` has an upper-case letter: such a vocab wants lower-cased input.
-
-    The params file does not say how the CSV was written; the vocab does (BERT's uncased vocabs hold
-    no capitals, the cased ones thousands), and prediction must piece words as training did.
-    """
-    return not any(token[:1] != "[" and token != token.lower() for token in vocab)

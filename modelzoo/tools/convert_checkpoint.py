@@ -1,4 +1,4 @@
-"""Convert BERT checkpoints between Hugging Face, this project and Cerebras model-zoo 1.9 naming.
+"""Convert BERT checkpoints between Hugging Face, this project and Cerebras model-zoo 1.8-2.1 naming.
 
     python -m modelzoo.tools.convert_checkpoint convert SRC --src-fmt hf --tgt-fmt modelzoo \\
         --output-dir DIR [--num-labels N] [--model bert-sequence-classification] [--drop-unmatched-keys]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,13 +35,21 @@ from modelzoo.checkpoint.files import (
     read_checkpoint,
     write_checkpoint,
 )
-from modelzoo.checkpoint.naming import FORMATS, KeyMappingError, from_canonical, to_canonical
+from modelzoo.checkpoint.hf_export import LABEL_VOCAB_FLAG, VOCAB_FLAG, export_hf, find_model_files
+from modelzoo.checkpoint.model_card import is_training_checkpoint
+from modelzoo.checkpoint.naming import CS_FORMATS, FORMATS, KeyMappingError, from_canonical, to_canonical
+from modelzoo.checkpoint.onnx_export import ONNX_FILE, ONNX_FORMAT, export_onnx
 from modelzoo.common.errors import UserError
 
 FORMAT_DOCS = {
     "hf": "Hugging Face folder: config.json + model.safetensors (or pytorch_model.bin)",
     "modelzoo": f"this project: {MODEL_FILE} (+ params.yaml with the model: section); run.py loads it",
-    "cs-1.9": f"Cerebras model zoo 1.9 tensor names: {MODEL_FILE} + params.yaml",
+    **{
+        fmt: f"Cerebras model zoo {fmt[3:]}: {MODEL_FILE} (keys with or without 'model.') + params.yaml as Cerebras writes it"
+        + (" (position table renamed .embed)" if fmt == "cs-2.1" else "")
+        for fmt in CS_FORMATS
+    },
+    ONNX_FORMAT: f"target only: {ONNX_FILE} (our padded token classifier) + labels, tokenizer and model card",
 }
 MODEL_DOCS = {
     "bert": "BertModel (encoder, optional pooler): what pretrained checkpoints hold",
@@ -85,11 +94,16 @@ def convert(
     drop_unmatched_keys: bool = False,
     seed: int = 0,
     model: str | None = None,
+    label_vocab: Path | None = None,
+    vocab_file: Path | None = None,
+    command: str = "",
 ) -> list[str]:
     """Convert ``source`` and write ``output_dir``; returns the report lines (what was dropped or made).
 
     ``model`` (a key of :data:`MODEL_HEADS`) picks the classifier head; None keeps the source's
-    ``model.head`` (token classification for Hugging Face folders).
+    ``model.head`` (token classification for Hugging Face folders). A classifier goes to ``hf`` or
+    ``onnx`` with its labels, tokenizer and model card (:mod:`modelzoo.checkpoint.hf_export`) when it
+    is a training checkpoint or its label vocab is at hand (``label_vocab``, else beside ``source``).
     """
     state_dict, config = read_checkpoint(source, src_fmt)
     try:
@@ -134,8 +148,16 @@ def convert(
     if wrong:
         raise ConversionError(f"{source}: wrong shape: {'; '.join(wrong)}")
 
-    write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir, Path(source))
-    report.append(f"wrote {tgt_fmt} checkpoint to {output_dir}")
+    files = find_model_files(Path(source), label_vocab, vocab_file)
+    shipped = with_classifier and (files.label_vocab is not None or is_training_checkpoint(Path(source)))
+    if tgt_fmt == ONNX_FORMAT:
+        written = export_onnx(from_canonical(canonical, "modelzoo"), config, Path(source), output_dir, files, command)
+    elif tgt_fmt == "hf" and shipped:
+        written = export_hf(from_canonical(canonical, "hf"), config, Path(source), output_dir, files, command)
+    else:
+        write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir, Path(source))
+        written = sorted(path.name for path in output_dir.iterdir())
+    report.append(f"wrote {tgt_fmt} to {output_dir}: {', '.join(written)}")
     return report
 
 
@@ -154,6 +176,8 @@ def detect_format(path: Path) -> str:
         return "hf"
     model_file = path if path.is_file() else path / MODEL_FILE
     keys = load_mdl(model_file).get("model", {})
+    if any(".position_embeddings.embed." in key for key in keys):
+        return "cs-2.1"
     return "cs-1.9" if any("transformer_encoder" in key for key in keys) else "modelzoo"
 
 
@@ -184,9 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m modelzoo.tools.convert_checkpoint", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     convert_cmd = commands.add_parser("convert", help="convert weights and config to another format")
-    convert_cmd.add_argument("source", type=Path, help="checkpoint folder (or .mdl file for modelzoo/cs-1.9)")
+    convert_cmd.add_argument("source", type=Path, help="checkpoint folder (or .mdl file for modelzoo/cs-*)")
     convert_cmd.add_argument("--src-fmt", choices=FORMATS, required=True, help="format of SOURCE")
-    convert_cmd.add_argument("--tgt-fmt", choices=FORMATS, required=True, help="format to write")
+    convert_cmd.add_argument("--tgt-fmt", choices=(*FORMATS, ONNX_FORMAT), required=True, help="format to write")
     convert_cmd.add_argument("--output-dir", type=Path, required=True, help="folder to create (must not hold files)")
     convert_cmd.add_argument("--num-labels", type=int, help="make a token classifier with this many labels")
     convert_cmd.add_argument(
@@ -196,6 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     convert_cmd.add_argument(
         "--model", choices=MODEL_HEADS, help="classifier to write (default: the source's, else bert-token-classification)"
     )
+    convert_cmd.add_argument(LABEL_VOCAB_FLAG, type=Path, help="label2id.json of the classifier (default: beside SOURCE)")
+    convert_cmd.add_argument(VOCAB_FLAG, type=Path, help="WordPiece vocab.txt of the model (default: beside SOURCE)")
     commands.add_parser("list", help="list the formats and models")
     diff_cmd = commands.add_parser("diff", help="compare two checkpoints tensor by tensor (exit 1 if different)")
     diff_cmd.add_argument("a", type=Path)
@@ -204,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
@@ -218,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if identical else 1
         report = convert(
             args.source, args.src_fmt, args.tgt_fmt, args.output_dir, args.num_labels, args.drop_unmatched_keys, args.seed,
-            args.model,
+            args.model, args.label_vocab, args.vocab_file, f"python -m modelzoo.tools.convert_checkpoint {shlex.join(argv)}",
         )
         print("\n".join(report))
         return 0

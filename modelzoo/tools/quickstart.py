@@ -117,9 +117,18 @@ def convert_weights(workdir: Path, source: Path, num_labels: int) -> Path:
     return folder
 
 
-def write_params(config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_labels: int) -> dict[str, Path]:
-    """The config with its paths moved to this workdir, once per evaluated split: ``{"dev": ..., "test": ...}``."""
+def write_params(
+    config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_labels: int, max_steps: int | None = None
+) -> dict[str, Path]:
+    """The config with its paths moved to this workdir, once per evaluated split: ``{"dev": ..., "test": ...}``.
+
+    ``max_steps`` shortens the run, and the learning-rate schedule with it (run.py refuses a schedule
+    that does not span the run).
+    """
     params = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if max_steps:
+        params["runconfig"]["max_steps"] = max_steps
+        params["optimizer"]["learning_rate"] = squeezed_schedule(params["optimizer"]["learning_rate"], max_steps)
     params["train_input"].update(data_dir=str(csv_dir / "train"), vocab_file=str(weights / "vocab.txt"))
     params["eval_input"].update(vocab_file=str(weights / "vocab.txt"), label_vocab_file=str(csv_dir / "train" / LABEL_VOCAB_FILE))
     params["model"]["num_classes"] = num_labels
@@ -131,6 +140,14 @@ def write_params(config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_
         header = f"# Written by modelzoo.tools.quickstart from {config}: paths moved to this workdir.\n"
         paths[split].write_text(header + yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return paths
+
+
+def squeezed_schedule(phases: list[dict], max_steps: int) -> list[dict]:
+    """The schedule scaled to ``max_steps`` steps, each phase keeping its share of the run (one step at least)."""
+    total = sum(phase["total_iters"] for phase in phases)
+    lengths = [max(1, round(phase["total_iters"] * max_steps / total)) for phase in phases[:-1]]
+    lengths.append(max(1, max_steps - sum(lengths)))
+    return [{**phase, "total_iters": length} for phase, length in zip(phases, lengths, strict=True)]
 
 
 def fine_tune(params_file: Path, model_dir: Path, weights: Path, settings: dict) -> float:
@@ -198,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = convert_weights(workdir, source, num_labels)
         suffix = f"-first{args.max_sentences}" if args.max_sentences else ""
         run_dir = workdir / f"quickstart{suffix}"
-        params = write_params(args.config.resolve(), run_dir, csv_dir, weights, num_labels)
+        params = write_params(args.config.resolve(), run_dir, csv_dir, weights, num_labels, args.max_steps)
         model_dir = run_dir / "model_dir"
         settings = {"config": str(args.config.resolve()), "max_sentences": args.max_sentences, "max_steps": args.max_steps}
         train_seconds = fine_tune(params["dev"], model_dir, weights, settings)

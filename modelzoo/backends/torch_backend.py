@@ -1,0 +1,55 @@
+"""What ``run.py CPU`` and ``run.py GPU`` run on: a torch device, one process or many under torchrun."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from modelzoo.backends.torch_step import TorchStep
+from modelzoo.loop.device import DeviceSetup
+from modelzoo.loop.distributed import DistContext, init_distributed, shutdown_distributed
+from modelzoo.loop.evaluation import evaluate
+from modelzoo.loop.tasks import Task
+from modelzoo.params.params import Params
+
+
+class TorchBackend:
+    def __init__(self, params: Params, device: torch.device, distributed_backend: str) -> None:
+        self.params, self.device, self.distributed_backend = params, device, distributed_backend
+
+    def start(self) -> DistContext:
+        """Join the process group (if torchrun started several) and take this rank's device."""
+        context = init_distributed(self.distributed_backend)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", context.local_rank)
+            torch.cuda.set_device(self.device)
+        self.setup = DeviceSetup(self.device, self.params.runconfig.precision)
+        return context
+
+    def prepare(self, model: nn.Module) -> None:
+        """Nothing to do before training: the step component moves the model to the device."""
+
+    def announce(self) -> None:
+        """Nothing to add to the log."""
+
+    def train_step(self, task: Task, model: nn.Module, context: DistContext) -> TorchStep:
+        return TorchStep(self.params, task, model, self.setup, context)
+
+    def evaluator(self, task: Task, model: nn.Module, context: DistContext) -> TorchEvaluator:
+        return TorchEvaluator(task, model, self.setup, context)
+
+    def stop(self) -> None:
+        shutdown_distributed()
+
+
+class TorchEvaluator:
+    """Evaluation on the run's device with the model as it stands (the trainer's, during training)."""
+
+    def __init__(self, task: Task, model: nn.Module, setup: DeviceSetup, context: DistContext) -> None:
+        self.task, self.model, self.setup, self.context = task, model, setup, context
+
+    def evaluate(self, model_dir, step: int, eval_steps: int | None) -> dict | None:
+        return evaluate(self.model.to(self.setup.device), self.task, self.setup, self.context, model_dir, step, eval_steps)
+
+    def close(self) -> None:
+        """Nothing to free."""

@@ -1,0 +1,110 @@
+"""The ``README.md`` of an exported folder: what the model is, where it came from, how well it did, how to use it.
+
+Every fact comes from the checkpoint's own record (the resolved params travel inside each training
+checkpoint, the eval JSON sits in its model_dir), so the card describes the run that made these
+weights rather than whatever params file is at hand when exporting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from modelzoo.checkpoint.files import load_mdl
+
+PIPELINE_TASKS = {"token_classification": "token-classification", "sequence_classification": "text-classification"}
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the card says, gathered before any file is written."""
+
+    source: Path
+    head: str
+    fmt: str
+    command: str
+    labels: list[str]
+    exported_names: list[str]
+    step: int | None = None
+    params: dict | None = None
+    eval_file: Path | None = None
+    eval_figures: dict | None = None
+
+
+def is_training_checkpoint(source: Path) -> bool:
+    """A run.py checkpoint (it records its params) rather than converted weights."""
+    return source.is_file() and source.suffix == ".mdl" and "params" in load_mdl(source)
+
+
+def gather_facts(source: Path, head: str, fmt: str, command: str, labels: list[str], exported_names: list[str]) -> CardFacts:
+    """The facts of ``source``: a training checkpoint has its step and params; its model_dir has the eval JSON."""
+    step = params = eval_file = eval_figures = None
+    if Path(source).is_file():
+        contents = load_mdl(Path(source))
+        step, params = contents.get("step"), contents.get("params")
+        eval_dir = Path(source).parent / "eval"
+        candidate = eval_dir / f"metrics_step_{step}.json"
+        if step is not None and candidate.is_file():
+            eval_file, eval_figures = candidate, json.loads(candidate.read_text(encoding="utf-8"))
+    return CardFacts(Path(source), head, fmt, command, labels, exported_names, step, params, eval_file, eval_figures)
+
+
+def render_card(facts: CardFacts) -> str:
+    """The model card as Markdown (a YAML front matter for the Hugging Face hub, then the sections)."""
+    task = PIPELINE_TASKS[facts.head]
+    front = {"library_name": "transformers" if facts.fmt == "hf" else "onnx", "pipeline_tag": task, "tags": ["bert", task]}
+    params = facts.params or {}
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
+    step = f", step {facts.step}" if facts.step is not None else ""
+    lines += [f"# BERT {task.replace('-', ' ')}", "", f"Exported from `{facts.source}`{step} by:", "",
+              "```bash", facts.command, "```", ""]
+    lines += ["## Use", "", *_usage(facts), ""]
+    run = params.get("runconfig", {})
+    lines += ["## Base weights", "", f"`{run['checkpoint_path']}`" if run.get("checkpoint_path") else
+              "not recorded (the checkpoint holds no params, or training started from fresh weights)", ""]
+    lines += ["## Data", ""]
+    for section in ("train_input", "eval_input"):
+        if section in params:
+            lines.append(f"- {section}: `{params[section].get('data_dir')}` (vocab `{params[section].get('vocab_file')}`)")
+    lines += ["" if params else "not recorded", "## Labels", "", "| id | project label | config.json id2label |",
+              "|---|---|---|"]
+    pairs = enumerate(zip(facts.labels, facts.exported_names, strict=True))
+    lines += [f"| {index} | `{label}` | `{name}` |" for index, (label, name) in pairs]
+    if facts.head == "token_classification":
+        lines += ["", "The special labels of the CSV format are real outputs of the classifier; they are named `O` "
+                  "so that a word whose first piece predicts one reads as outside, as in the project's predict. "
+                  "`label2id.json` keeps the project's names."]
+    lines += ["", "## Evaluation", "", *_eval_table(facts), "", "## Training params", ""]
+    lines += ["```yaml", yaml.safe_dump(params, sort_keys=False).strip(), "```"] if params else ["not recorded"]
+    return "\n".join(lines) + "\n"
+
+
+def _usage(facts: CardFacts) -> list[str]:
+    if facts.fmt == "hf":
+        strategy = ', aggregation_strategy="first"' if facts.head == "token_classification" else ""
+        return ["```python", "from transformers import pipeline", "",
+                f'model = pipeline("{PIPELINE_TASKS[facts.head]}", model="THIS_FOLDER"{strategy})',
+                'print(model("Angela Merkel met Emmanuel Macron in Paris."))', "```"]
+    return ["```bash", "python run.py CPU --mode predict --engine onnxruntime --params PARAMS "
+            "--checkpoint_path THIS_FOLDER/model.onnx --input sentences.txt", "```", "",
+            "Inputs `input_ids`, `attention_mask`, `token_type_ids` (int64, `[batch, sequence]`), output `logits`."]
+
+
+def _eval_table(facts: CardFacts) -> list[str]:
+    figures = facts.eval_figures
+    if figures is None:
+        return ["No eval JSON for this step in the checkpoint's model_dir."]
+    lines = [f"From `{facts.eval_file}`:", ""]
+    scores = figures.get("scores")
+    if scores:
+        lines += ["| entity type | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+        rows = [*scores["per_type"].items(), ("overall (micro)", scores["overall"])]
+        lines += [f"| {name} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |" for name, s in rows]
+        lines.append("")
+    plain = {key: value for key, value in figures.items() if isinstance(value, (int, float)) and key != "step"}
+    lines += ["| figure | value |", "|---|---|", *(f"| {key} | {value:.4f} |" if isinstance(value, float)
+                                                   else f"| {key} | {value} |" for key, value in plain.items())]
+    return lines

@@ -1,0 +1,81 @@
+"""The sequence classifier's side of prediction: lines (or sentence pairs) -> a label and its probability.
+
+Lines are encoded as ``write_csv_classifier.py`` encodes the CSV (``[CLS] a [SEP] (b [SEP])``,
+the same WordPiece vocab, truncated longest-first when too long) and laid out in rows exactly as
+evaluation lays out the CSV (:func:`modelzoo.data.classifier_dataset.classifier_packs`): packed up
+to ``model.max_sequences_per_pack`` sequences a row when ``eval_input.packing`` is on, one a row
+otherwise, every [CLS] in the row's last slots where the pooler reads it. So predict and evaluate
+give a sequence the same label. Rows are batched ``eval_input.batch_size`` at a time and the model
+skips their padding (``skip_padding``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import BertTokenizerFast
+
+from modelzoo.data.classifier_dataset import classifier_packs
+from modelzoo.data.packing import pack_classification_examples
+from modelzoo.data.params import InputParams
+from modelzoo.data.vocab import is_uncased_vocab, read_vocab
+from modelzoo.loop.device import DeviceSetup
+
+Text = str | tuple[str, str]
+
+
+class SentenceClassifier:
+    """Classifies single sentences or ``(first, second)`` pairs with a packed sequence classifier."""
+
+    def __init__(
+        self, model: nn.Module, vocab_file: str, id_to_label: list[str], inputs: InputParams, slots: int,
+        setup: DeviceSetup,
+    ) -> None:
+        self.model = model.to(setup.device).eval()
+        self.tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=is_uncased_vocab(read_vocab(vocab_file)))
+        self.id_to_label = id_to_label
+        self.inputs = inputs
+        self.slots = slots
+        self.longest = inputs.max_sequence_length - slots + 1  # a body and the row's [CLS] slots fill the row
+        self.setup = setup
+
+    def classify(self, texts: list[Text]) -> list[np.ndarray]:
+        """The probability of every label (float32, in label-id order) for each text."""
+        if not texts:
+            return []
+        examples = self._encode(texts)
+        lengths = np.array([len(example["input_ids"]) for example in examples], dtype=np.int64)
+        inputs = self.inputs
+        packs, _ = classifier_packs(
+            lengths, inputs.max_sequence_length, self.slots, inputs.packing, inputs.packing_algorithm, inputs.shuffle_seed
+        )
+        features = pack_classification_examples(examples, packs, inputs.max_sequence_length)
+        probabilities = np.zeros((len(texts), len(self.id_to_label)), dtype=np.float32)
+        for start in range(0, len(packs), inputs.batch_size):
+            rows = slice(start, start + inputs.batch_size)
+            slots = packs[rows].flatten()
+            batch_probabilities = self._predict({name: values[rows] for name, values in features.items()})
+            probabilities[slots[slots >= 0]] = batch_probabilities[slots >= 0]
+        return list(probabilities)
+
+    def _encode(self, texts: list[Text]) -> list[dict]:
+        pairs = isinstance(texts[0], tuple)
+        columns = list(zip(*texts, strict=True)) if pairs else [texts]
+        encoded = self.tokenizer(*columns, truncation="longest_first", max_length=self.longest)
+        return [  # the packer wants a label per example; prediction has none, and the logits ignore it
+            {"input_ids": np.array(ids, dtype=np.int32), "token_type_ids": np.array(types, dtype=np.int32), "labels": 0}
+            for ids, types in zip(encoded["input_ids"], encoded["token_type_ids"], strict=True)
+        ]
+
+    @torch.inference_mode()
+    def _predict(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Label probabilities ``[rows x slots, labels]`` of one batch of packed rows."""
+        device = self.setup.device
+        inputs = {
+            name: torch.from_numpy(features[name]).to(device)
+            for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+        }
+        with self.setup.autocast():
+            logits = self.model(**inputs, skip_padding=True).logits
+        return logits.float().softmax(-1).cpu().numpy()

@@ -1,0 +1,75 @@
+"""The input of predict as a stream: numbered lines, in chunks of a bounded number of lines.
+
+Nothing reads the whole input: lines are decoded one at a time (a bad byte is reported with its
+line number) and handed out in chunks, so memory stays that of one chunk whatever the input's
+size. Chunk ``k`` is always input lines ``k x N + 1 .. (k + 1) x N``, wherever the run started: a
+continued run (``--resume``) then batches the rest of the input exactly as an uninterrupted run
+did, and writes the same records.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import BinaryIO
+
+from modelzoo.common.errors import DataFileError
+
+STDIN = "-"
+CHUNK_LINES = 1000
+NumberedLine = tuple[int, str]
+
+
+def check_input(source: str) -> None:
+    """``source`` is ``-`` or a readable file; a folder or a missing path is one clear error."""
+    if source == STDIN:
+        return
+    path = Path(source)
+    if path.is_dir():
+        raise DataFileError(path, None, "is a directory, not a text file (give one file, one sentence a line)")
+    if not path.is_file():
+        raise DataFileError(path, None, "input file not found")
+
+
+def input_name(source: str) -> str:
+    return "stdin" if source == STDIN else source
+
+
+def count_lines(source: str) -> int | None:
+    """How many lines a file holds, as :func:`numbered_lines` numbers them (None for stdin: unknown)."""
+    if source == STDIN:
+        return None
+    lines, last = 0, b"\n"
+    with open(source, "rb") as stream:
+        while block := stream.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def numbered_lines(source: str) -> Iterator[NumberedLine]:
+    """``(number, text)`` for every line, numbered from 1, line end (``\\r`` included) removed."""
+    if source == STDIN:
+        yield from _decoded(sys.stdin.buffer, "stdin")
+    else:
+        with open(source, "rb") as stream:
+            yield from _decoded(stream, source)
+
+
+def _decoded(stream: BinaryIO, name: str) -> Iterator[NumberedLine]:
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataFileError(name, number, f"not UTF-8 text (byte {error.start + 1} of the line)") from None
+        yield number, text.removesuffix("\n").removesuffix("\r")
+
+
+def chunks(lines: Iterator[NumberedLine], chunk_lines: int = CHUNK_LINES) -> Iterator[list[NumberedLine]]:
+    """Consecutive lists of ``lines``, each ending at a multiple of ``chunk_lines`` (or at the input's end)."""
+    lines = iter(lines)
+    while first := next(lines, None):
+        room = chunk_lines - (first[0] - 1) % chunk_lines - 1
+        yield [first, *islice(lines, room)]

@@ -1,0 +1,39 @@
+"""The library runs on the oldest Python that pyproject.toml's requires-python admits (checked by vermin).
+
+The Poplar SDK brings its own Python (PYTHON-SETUP.md), so the floor is a promise to IPU users:
+vermin reads every module of the library and the offline scripts, annotations included (the params
+schema evaluates them at run time), and the newest Python feature it finds must not be newer than
+the floor.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+SOURCES = ("modelzoo", "data_processing", "run.py")
+
+
+def _requires_python_floor() -> tuple[int, int]:
+    text = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)"', text, re.MULTILINE)
+    assert match, "pyproject.toml: requires-python must read \">=X.Y\""
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_no_module_needs_a_newer_python_than_requires_python():
+    major, minor = _requires_python_floor()
+    result = subprocess.run(
+        # --exclude long: vermin takes Tensor.long() for Python 2's long type.
+        [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())", "--no-tips", "--eval-annotations",
+         "--exclude", "long", "--violations", f"--target={major}.{minor}-", *SOURCES],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"needs a Python newer than {major}.{minor}:\n{result.stdout}{result.stderr}"
+    assert "incompatible versions" not in result.stdout, result.stdout
+    found = re.search(r"Minimum required versions: (\d+)\.(\d+)", result.stdout)
+    assert found, result.stdout
+    assert (int(found.group(1)), int(found.group(2))) <= (major, minor), result.stdout
