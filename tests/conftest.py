@@ -48,6 +48,14 @@ def classifier_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
+def ner_run(ner_csv, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model_dir of a tiny 40-step train_and_eval run on ``ner_csv``, shared by the export tests."""
+    from tests.export_runs import tiny_ner_run
+
+    return tiny_ner_run(ner_csv, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder with bc5cdr-chem/ and sst2/; tests that need it skip loudly if it is absent."""
     if not SHARED_DATA.is_dir():

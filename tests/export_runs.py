@@ -97,3 +97,12 @@ def tiny_classifier_run(factory: pytest.TempPathFactory) -> Path:
         train(write_params(root / "params.yaml", params), "--checkpoint_path", str(base), "--load_checkpoint_states", "model")
         _BUILT["classifier"] = root / "run"
     return _BUILT["classifier"]
+
+
+def export_checkpoint(run: Path, fmt: str, folder: Path) -> Path:
+    """``convert_checkpoint convert RUN/checkpoint_40.mdl --tgt-fmt FMT`` into ``folder``, which must succeed."""
+    from modelzoo.tools.convert_checkpoint import main as convert_main
+
+    argv = ["convert", str(run / "checkpoint_40.mdl"), "--src-fmt", "modelzoo", "--tgt-fmt", fmt, "--output-dir", str(folder)]
+    assert convert_main(argv) == 0
+    return folder

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from modelzoo.checkpoint.files import load_mdl, read_checkpoint
 from modelzoo.cli.main import main as run_main
 from modelzoo.tools.convert_checkpoint import main as convert_main
-from tests.export_runs import DATA, raw_sentences, tiny_classifier_run, tiny_ner_run
+from tests.export_runs import DATA, export_checkpoint, raw_sentences, tiny_classifier_run
 
 ENTITY_TYPES = {"LOC", "MISC", "ORG", "PER"}
 
@@ -25,16 +25,8 @@ def convert(capsys, *argv) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def ner_run(ner_csv, tmp_path_factory) -> Path:
-    return tiny_ner_run(ner_csv, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def ner_export(ner_run, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ner_export") / "hf"
-    assert convert_main(["convert", str(ner_run / "checkpoint_40.mdl"), "--src-fmt", "modelzoo", "--tgt-fmt", "hf",
-                         "--output-dir", str(folder)]) == 0
-    return folder
+    return export_checkpoint(ner_run, "hf", tmp_path_factory.mktemp("ner_export") / "hf")
 
 
 def spans_of_our_predict(model_dir: Path, sentences: list[str], tmp_path: Path) -> list[set[tuple[str, int, int]]]:

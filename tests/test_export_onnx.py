@@ -17,23 +17,15 @@ from modelzoo.loop.distributed import DistContext
 from modelzoo.loop.tasks import build_task
 from modelzoo.params.params import load_params
 from modelzoo.tools.convert_checkpoint import main as convert_main
-from tests.export_runs import DATA, raw_sentences, tiny_ner_run
+from tests.export_runs import DATA, export_checkpoint, raw_sentences
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def ner_run(ner_csv, tmp_path_factory) -> Path:
-    return tiny_ner_run(ner_csv, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def onnx_export(ner_run, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("onnx_export") / "onnx"
-    assert convert_main(["convert", str(ner_run / "checkpoint_40.mdl"), "--src-fmt", "modelzoo", "--tgt-fmt", "onnx",
-                         "--output-dir", str(folder)]) == 0
-    return folder
+    return export_checkpoint(ner_run, "onnx", tmp_path_factory.mktemp("onnx_export") / "onnx")
 
 
 def test_graph_has_the_named_dynamic_inputs_and_passes_the_checker(onnx_export):
