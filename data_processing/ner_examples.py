@@ -8,6 +8,7 @@ no word is ever dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import List
 
 from data_processing.ner_raw import Sentence
 from modelzoo.data.csv_layout import NO_WORD
@@ -16,19 +17,19 @@ from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN
 from modelzoo.data.windows import sentence_windows
 
 
-@dataclass(slots=True)
+@dataclass
 class Example:
     """One model input: pieces and labels aligned, ``word_index[i]`` = word of the sentence piece i belongs to."""
 
-    tokens: list[str]
-    labels: list[str]
+    tokens: List[str]
+    labels: List[str]
     sentence_index: int
-    word_index: list[int]
+    word_index: List[int]
 
 
 def sentence_examples(
-    sentence: Sentence, sentence_index: int, word_pieces: list[list[str]], max_seq_length: int
-) -> list[Example]:
+    sentence: Sentence, sentence_index: int, word_pieces: List[List[str]], max_seq_length: int
+) -> List[Example]:
     """The examples of one sentence, cut by the shared window rule (``modelzoo.data.windows``).
 
     The sentence's labels go into the CSV as they are (entity types already stripped if asked). The

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from modelzoo.common.errors import DataFileError
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.text_files import read_utf8_text
 
 BLURB = "blurb"
@@ -30,12 +32,12 @@ RAW_SUFFIXES = (".tsv", ".txt")
 IOB_LABEL = re.compile(r"O|[BI](-\S+)?")
 
 
-@dataclass(slots=True)
+@dataclass
 class Sentence:
     """One raw sentence; its words sit on consecutive lines starting at ``first_line`` (1-based)."""
 
-    words: list[str]
-    labels: list[str]
+    words: List[str]
+    labels: List[str]
     first_line: int
 
     def line_of(self, word_index: int) -> int:
@@ -43,12 +45,12 @@ class Sentence:
         return self.first_line + word_index
 
 
-def find_split_files(data_dir: str | Path) -> dict[str, Path]:
+def find_split_files(data_dir: Union[str, Path]) -> Dict[str, Path]:
     """Split name (train/dev/test) -> raw file in ``data_dir``; other files in the folder are ignored."""
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DataFileError(folder, None, "data folder not found")
-    found: dict[str, Path] = {}
+    found: Dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         split = SPLIT_OF_STEM.get(path.stem)
         if split is None or path.suffix not in RAW_SUFFIXES or not path.is_file():
@@ -62,7 +64,7 @@ def find_split_files(data_dir: str | Path) -> dict[str, Path]:
     return {split: found[split] for split in SPLIT_ORDER if split in found}
 
 
-def read_split_file(path: str | Path, file_format: str | None = None) -> tuple[list[Sentence], str]:
+def read_split_file(path: Union[str, Path], file_format: Optional[str] = None) -> Tuple[List[Sentence], str]:
     """The sentences of one raw file and the format it was read as (detected when ``file_format`` is None)."""
     path = Path(path)
     lines = read_utf8_text(path, "split file").split("\n")
@@ -72,10 +74,10 @@ def read_split_file(path: str | Path, file_format: str | None = None) -> tuple[l
         raise ValueError(f"unknown format {file_format!r}; expected one of {FORMATS}")
     columns = COLUMNS[file_format]
     column_hint = "word<TAB>label" if file_format == BLURB else "word POS chunk NER"
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    labels: list[str] = []
-    valid_labels: set[str] = set()
+    sentences: List[Sentence] = []
+    words: List[str] = []
+    labels: List[str] = []
+    valid_labels: Set[str] = set()
     first_line = 0
 
     def end_sentence() -> None:
@@ -116,7 +118,7 @@ def read_split_file(path: str | Path, file_format: str | None = None) -> tuple[l
     return sentences, file_format
 
 
-def detect_format(path: Path, lines: list[str]) -> str:
+def detect_format(path: Path, lines: List[str]) -> str:
     """BLURB or CoNLL, judged from the first line that is neither blank nor a ``-DOCSTART-`` marker."""
     for number, raw_line in enumerate(lines, start=1):
         line = raw_line.rstrip("\r")
@@ -139,7 +141,7 @@ def strip_entity_type(label: str) -> str:
     return label.split("-", 1)[0]
 
 
-def check_labels_known(path: Path, sentences: list[Sentence], known_labels: set[str] | dict[str, int]) -> None:
+def check_labels_known(path: Path, sentences: List[Sentence], known_labels: Union[Set[str], Dict[str, int]]) -> None:
     """Fail at the first word whose label the label vocab (built from train) does not hold."""
     for sentence in sentences:
         for word_index, label in enumerate(sentence.labels):
@@ -154,7 +156,7 @@ def _begins_with_inside(previous: str, label: str) -> bool:
     return label.startswith("I") and (previous == "O" or previous[2:] != label[2:])
 
 
-def check_iob2(path: Path, sentences: list[Sentence]) -> None:
+def check_iob2(path: Path, sentences: List[Sentence]) -> None:
     """Fail at the first entity that begins with ``I-`` (IOB1, or broken IOB2): it would train as a continuation."""
     for sentence in sentences:
         for word_index, label in enumerate(sentence.labels):
@@ -167,7 +169,7 @@ def check_iob2(path: Path, sentences: list[Sentence]) -> None:
                 )
 
 
-def iob1_to_iob2(sentences: list[Sentence]) -> int:
+def iob1_to_iob2(sentences: List[Sentence]) -> int:
     """IOB1 -> IOB2 in place: every ``I`` label that begins an entity becomes ``B``; returns how many changed."""
     changed = 0
     for sentence in sentences:
@@ -176,5 +178,5 @@ def iob1_to_iob2(sentences: list[Sentence]) -> int:
             "B" + label[1:] if _begins_with_inside(original[index - 1] if index else "O", label) else label
             for index, label in enumerate(original)
         ]
-        changed += sum(old != new for old, new in zip(original, sentence.labels, strict=True))
+        changed += sum(old != new for old, new in zip_strict(original, sentence.labels))
     return changed

@@ -9,14 +9,14 @@ complete new one, never a mix). A place that cannot be written is one line, not 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Iterator, List
 
 from modelzoo.common.atomic import replace_folders, staging_folder
 from modelzoo.common.errors import DataFileError, os_error_reason
 
 
-def check_output_dir(output_dir: Path, splits: list[str], overwrite: bool) -> None:
+def check_output_dir(output_dir: Path, splits: List[str], overwrite: bool) -> None:
     """Raise DataFileError if ``output_dir`` cannot hold the splits, or would lose files without ``overwrite``."""
     for folder in (output_dir, *output_dir.parents):
         if folder.exists():
@@ -40,7 +40,7 @@ def _holds_files(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def publishing(output_dir: Path, splits: list[str]) -> Iterator[Path]:
+def publishing(output_dir: Path, splits: List[str]) -> Iterator[Path]:
     """A staging folder to write ``staging/<split>`` into; on success ``output_dir`` gets them all at once."""
     try:
         with staging_folder(output_dir) as staging:

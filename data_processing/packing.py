@@ -22,6 +22,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def read_lengths(folder: Path) -> np.ndarray:
     return np.array(lengths, dtype=np.int64)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv_dir", type=Path, help="one split folder with meta.dat and CSV shards")
     parser.add_argument("--max_sequence_length", type=int, default=128)

@@ -41,11 +41,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 from transformers import BertTokenizerFast
 
 from data_processing.output_folder import check_output_dir, publishing
 from modelzoo.common.errors import DataFileError, UserError
+from modelzoo.common.iteration import zip_strict
+from modelzoo.common.strings import remove_suffix
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_vocab
@@ -59,9 +62,9 @@ CSV_COLUMNS = ("input_ids", "token_type_ids", "labels")
 class RawSplit:
     """The examples of one TSV file: texts (one or two per example), labels, and their line numbers."""
 
-    texts: list[tuple[str, ...]]
-    labels: list[str]
-    line_numbers: list[int]
+    texts: List[Tuple[str, ...]]
+    labels: List[str]
+    line_numbers: List[int]
 
 
 def read_tsv(path: Path) -> RawSplit:
@@ -69,7 +72,7 @@ def read_tsv(path: Path) -> RawSplit:
     lines = read_utf8_text(path, "TSV file").split("\n")
     if lines[-1] == "":
         lines.pop()
-    lines = [line.removesuffix("\r") for line in lines]
+    lines = [remove_suffix(line, "\r") for line in lines]
     if not any(line.strip() for line in lines):
         raise DataFileError(path, 1, "empty file (expected a header line such as 'sentence<TAB>label')")
     header = lines[0].split("\t")
@@ -114,13 +117,13 @@ def load_tokenizer(vocab_file: Path, do_lower_case: bool) -> BertTokenizerFast:
 
 def encode(
     raw: RawSplit, tokenizer: BertTokenizerFast, max_seq_length: int
-) -> tuple[list[list[int]], list[list[int]], int]:
+) -> Tuple[List[List[int]], List[List[int]], int]:
     """WordPiece ids and token types per example, and how many examples had to be truncated."""
-    encoded = tokenizer(*zip(*raw.texts, strict=True))
+    encoded = tokenizer(*zip_strict(*raw.texts))
     input_ids, token_type_ids = encoded["input_ids"], encoded["token_type_ids"]
     too_long = [index for index, ids in enumerate(input_ids) if len(ids) > max_seq_length]
     if too_long:
-        shortened = tokenizer(*zip(*(raw.texts[index] for index in too_long), strict=True),
+        shortened = tokenizer(*zip_strict(*(raw.texts[index] for index in too_long)),
                               truncation="longest_first", max_length=max_seq_length)
         for position, index in enumerate(too_long):
             input_ids[index] = shortened["input_ids"][position]
@@ -129,8 +132,8 @@ def encode(
 
 
 def write_split(
-    folder: Path, split: str, input_ids: list[list[int]], token_type_ids: list[list[int]],
-    label_ids: list[int], examples_per_shard: int,
+    folder: Path, split: str, input_ids: List[List[int]], token_type_ids: List[List[int]],
+    label_ids: List[int], examples_per_shard: int,
 ) -> None:
     """The CSV shards and ``meta.dat`` of one split."""
     folder.mkdir()
@@ -141,7 +144,7 @@ def write_split(
         with open(folder / name, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
-            for ids, types, label in zip(input_ids[start:stop], token_type_ids[start:stop], label_ids[start:stop], strict=True):
+            for ids, types, label in zip_strict(input_ids[start:stop], token_type_ids[start:stop], label_ids[start:stop]):
                 writer.writerow((" ".join(map(str, ids)), " ".join(map(str, types)), label))
         meta_lines.append(f"{name} {len(label_ids[start:stop])}\n")
     (folder / META_FILE).write_text("".join(meta_lines), encoding="utf-8")
@@ -149,8 +152,8 @@ def write_split(
 
 def convert(
     data_dir: Path, vocab_file: Path, output_dir: Path, *, do_lower_case: bool, max_seq_length: int,
-    labels: list[str] | None, examples_per_shard: int, overwrite: bool = False,
-) -> dict[str, int]:
+    labels: Optional[List[str]], examples_per_shard: int, overwrite: bool = False,
+) -> Dict[str, int]:
     """Read, check and write every split present; returns examples written per split.
 
     The label set is ``labels`` if given, else the sorted labels of the train split (without either,
@@ -170,7 +173,7 @@ def convert(
     label_list = labels if labels is not None else sorted(set(raw_splits["train"].labels))
     label2id = {label: index for index, label in enumerate(label_list)}
     for split, raw in raw_splits.items():
-        for label, line_number in zip(raw.labels, raw.line_numbers, strict=True):
+        for label, line_number in zip_strict(raw.labels, raw.line_numbers):
             if label not in label2id:
                 raise DataFileError(data_dir / f"{split}.tsv", line_number, f"label {label!r} not in the label set {label_list}")
     check_output_dir(output_dir, present, overwrite)
@@ -187,7 +190,7 @@ def convert(
     return written
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", type=Path, required=True, help="folder with train.tsv / dev.tsv / test.tsv")
     parser.add_argument("--vocab_file", type=Path, required=True, help="BERT WordPiece vocab.txt")
@@ -202,7 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.max_seq_length < 3 or args.examples_per_shard < 1:
         print("error: --max_seq_length must be at least 3 and --examples_per_shard at least 1", file=sys.stderr)

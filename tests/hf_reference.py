@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List
 
 import torch
 import transformers
@@ -44,7 +45,7 @@ def ours_from_hf(hf_model: torch.nn.Module, workdir: Path) -> BertForTokenClassi
     return model.eval()
 
 
-def padded_batch(vocab_size: int, lengths: list[int], seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def padded_batch(vocab_size: int, lengths: List[int], seq_len: int, seed: int = 0) -> Dict[str, torch.Tensor]:
     """int32 feature dict with rows of the given real lengths, [CLS]=101-like id 2 first, padding 0."""
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.zeros(len(lengths), seq_len, dtype=torch.int32)

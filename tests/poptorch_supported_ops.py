@@ -19,10 +19,12 @@ Passing this check does not show that poptorch compiles the model: only a Poplar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
+
+from modelzoo.common.strings import remove_prefix
 
 # The document's bulleted entries, verbatim, under its section headings.
-DOCUMENTED: dict[str, tuple[str, ...]] = {
+DOCUMENTED: Dict[str, Tuple[str, ...]] = {
     "Creation ops": (
         "torch.arange", "tensor.fill", "torch.full", "torch.full_like", "torch.Tensor.new_ones",
         "torch.Tensor.new_zeros", "torch.ones", "torch.ones_like", "torch.zeros", "torch.zeros_like",
@@ -132,7 +134,7 @@ DOCUMENTED: dict[str, tuple[str, ...]] = {
 
 
 # The document names module classes; a trace shows the functional call each one's forward makes.
-FUNCTIONAL_FORMS: dict[str, str] = {
+FUNCTIONAL_FORMS: Dict[str, str] = {
     "torch.nn.functional.linear": "torch.nn.Linear",
     "torch.nn.functional.bilinear": "torch.nn.Bilinear",
     "torch.nn.functional.embedding": "torch.nn.Embedding",
@@ -198,7 +200,7 @@ _CASTS = '16-bit float operations: "Tensors and models can be freely cast to and
 _SLICES = "Indexing, slicing, joining and mutating ops: a slice whose start and end are constants"
 
 # What the document allows in prose: name -> the sentence that allows it.
-TENSOR_OPERATIONS: dict[str, str] = {
+TENSOR_OPERATIONS: Dict[str, str] = {
     "torch.Tensor.view": _VIEWS,
     "torch.Tensor.permute": _VIEWS,
     "torch.Tensor.flatten": _VIEWS,
@@ -239,7 +241,7 @@ _OPERATORS = {
 _LISTED = {entry for entries in DOCUMENTED.values() for entry in entries}
 
 
-def documented_as(name: str) -> str | None:
+def documented_as(name: str) -> Optional[str]:
     """The document's entry (or sentence) that allows the torch function ``name``, or None if none does."""
     if name in TENSOR_OPERATIONS:
         return TENSOR_OPERATIONS[name]
@@ -247,7 +249,7 @@ def documented_as(name: str) -> str | None:
         return FUNCTIONAL_FORMS[name]
     if name in _LISTED:
         return name
-    method = name.removeprefix("torch.Tensor.")
+    method = remove_prefix(name, "torch.Tensor.")
     if method == name:
         return None
     if method in _OPERATORS:
@@ -259,7 +261,7 @@ def documented_as(name: str) -> str | None:
     return None
 
 
-def unsupported_reason(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+def unsupported_reason(name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[str]:
     """Why poptorch 3.3/3.4 would refuse the call ``name(*args, **kwargs)``, or None if its list has it."""
     entry = documented_as(name)
     if entry is None:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import torch
 import yaml
@@ -24,7 +25,7 @@ EVAL_SENTENCES = 40  # tests/data/ner/test.tsv
 MAX_SEQUENCE_LENGTH = 48
 
 
-def tiny_params(ner_csv: dict[str, Path], model_dir: Path, **sections: dict) -> dict:
+def tiny_params(ner_csv: Dict[str, Path], model_dir: Path, **sections: dict) -> dict:
     """A params mapping for a tiny model on ``ner_csv``; ``sections`` update single keys per section."""
     batching = {"vocab_file": str(ner_csv["vocab"]), "max_sequence_length": MAX_SEQUENCE_LENGTH}
     params = {
@@ -60,12 +61,12 @@ def write_params(path: Path, params: dict) -> Path:
     return path
 
 
-def subprocess_env() -> dict[str, str]:
+def subprocess_env() -> Dict[str, str]:
     """One torch thread per process (CI runs beside other jobs), and output line by line as it happens."""
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def run_py(*args: str, launcher: tuple[str, ...] = (sys.executable,), timeout: float = 300):
+def run_py(*args: str, launcher: Tuple[str, ...] = (sys.executable,), timeout: float = 300):
     """``run.py ARGS`` in a fresh process, through ``launcher`` (e.g. torchrun)."""
     return subprocess.run(
         [*launcher, str(REPO_ROOT / "run.py"), *args],
@@ -77,11 +78,11 @@ def run_py(*args: str, launcher: tuple[str, ...] = (sys.executable,), timeout: f
     )
 
 
-def model_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+def model_tensors(checkpoint: Path) -> Dict[str, torch.Tensor]:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
 
 
-def predict(params_file, capsys, *args: str) -> tuple[int, str, list[str]]:
+def predict(params_file, capsys, *args: str) -> Tuple[int, str, List[str]]:
     """Exit code, stdout and the ``error:`` lines of an in-process ``run.py CPU --mode predict``."""
     capsys.readouterr()
     rc = main(["CPU", "--mode", "predict", "--params", str(params_file), *args])

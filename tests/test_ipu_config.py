@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import Tuple
 
 import pytest
 import torch
@@ -294,7 +295,7 @@ GRAPHCORE_BERT_BASE = {  # the keys and values of Graphcore/bert-base-uncased's 
 
 @pytest.fixture
 def write_config(tmp_path):
-    def write(changes: dict, drop: tuple[str, ...] = ()) -> str:
+    def write(changes: dict, drop: Tuple[str, ...] = ()) -> str:
         config = {k: v for k, v in {**GRAPHCORE_BERT_BASE, **changes}.items() if k not in drop}
         path = tmp_path / "ipu_config.json"
         path.write_text(json.dumps(config))

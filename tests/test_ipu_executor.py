@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from typing import List
 
 import pytest
 import torch
@@ -80,7 +81,7 @@ def ipu_run(ner_csv, tmp_path_factory):
     return {"code": code, "poptorch": poptorch, "model_dir": root / "model", "params": params, "root": root}
 
 
-def _events(poptorch: StandinPoptorch, *names: str) -> list[tuple]:
+def _events(poptorch: StandinPoptorch, *names: str) -> List[tuple]:
     return [event for event in poptorch.events if event[0] in names]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections import Counter
+from typing import Dict, Tuple
 
 import numpy as np
 import pytest
@@ -20,10 +21,16 @@ import transformers
 from modelzoo.backends.ipu import IpuBackend, _InferenceStep
 from modelzoo.backends.ipu_options import build_poptorch_options
 from modelzoo.bert import BertConfig, BertForTokenClassification, PackedBertForSequenceClassification
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.packing import pack_classification_examples, pack_token_examples
 from modelzoo.params.params import load_params
 from tests.hf_reference import ours_from_hf, padded_batch
-from tests.poptorch_standin import OperationCheck, StandinPoptorch, UnsupportedOperationError
+from tests.poptorch_standin import (
+    OperationCheck,
+    StandinPoptorch,
+    UnsupportedOperationError,
+    skip_without_cpu_float16_kernels,
+)
 from tests.poptorch_supported_ops import DOCUMENTED, FUNCTIONAL_FORMS, documented_as
 from tests.run_fixtures import tiny_params, write_params
 from tests.test_packed_models import (
@@ -41,7 +48,7 @@ from tests.test_packed_models import (
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
 
 
-def _token_case(packed: bool) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+def _token_case(packed: bool) -> Tuple[torch.nn.Module, Dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     model = BertForTokenClassification(BertConfig.from_dict({**TINY, "num_classes": 7})).eval()
     sequences = random_sequences(11, seed=1)
@@ -53,14 +60,14 @@ def _token_case(packed: bool) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]
     examples = [
         {"input_ids": ids, "labels": label, "loss_mask": mask, "word_index": np.arange(len(ids), dtype=np.int32),
          "sentence_index": index}
-        for index, (ids, label, mask) in enumerate(zip(sequences, labels, loss_masks, strict=True))
+        for index, (ids, label, mask) in enumerate(zip_strict(sequences, labels, loss_masks))
     ]
     features = as_torch(pack_token_examples(examples, packs_of_one_to_all(len(examples)), MAX_LENGTH))
     inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "loss_mask")
     return model, {name: features[name] for name in inputs}
 
 
-def _sequence_case(packed: bool) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+def _sequence_case(packed: bool) -> Tuple[torch.nn.Module, Dict[str, torch.Tensor]]:
     """Packed: up to SLOTS sequences a row; unpacked: one sequence a row (max_sequences_per_pack 1)."""
     slots = SLOTS if packed else 1
     torch.manual_seed(0)
@@ -103,13 +110,8 @@ def test_matmul_kernel_keeps_to_poptorch_operations_in_float16(case):
     model.half()
     model.bert.attention_kernel = "matmul"
     seen = Counter()
-    try:
-        with OperationCheck(seen):
-            output = model(**batch)
-    except RuntimeError as error:
-        if isinstance(error, UnsupportedOperationError):
-            raise
-        pytest.skip(f"this torch has no CPU float16 kernel for the forward: {error}")
+    with skip_without_cpu_float16_kernels(), OperationCheck(seen):
+        output = model(**batch)
     assert output.logits.dtype == torch.float16 and torch.isfinite(output.logits).all()
     assert seen["torch.nn.functional.softmax"] == model.config.num_hidden_layers
 

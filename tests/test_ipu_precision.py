@@ -11,7 +11,7 @@ import sys
 import torch
 
 from modelzoo.cli.main import main
-from tests.poptorch_standin import StandinPoptorch
+from tests.poptorch_standin import StandinPoptorch, skip_without_cpu_float16_kernels
 from tests.run_fixtures import model_tensors, tiny_params, write_params
 
 
@@ -20,7 +20,9 @@ def test_bfloat16_params_train_a_float16_model_on_ipu(ner_csv, tmp_path, monkeyp
                          runconfig={"max_steps": 4, "save_checkpoints_steps": 0, "precision": "bfloat16"})
     params["ipu"] = {"loss_scaling": 64.0}
     monkeypatch.setitem(sys.modules, "poptorch", StandinPoptorch())
-    assert main(["IPU", "--mode", "train", "--params", str(write_params(tmp_path / "p.yaml", params))]) == 0
+    params_file = write_params(tmp_path / "p.yaml", params)
+    with skip_without_cpu_float16_kernels():
+        assert main(["IPU", "--mode", "train", "--params", str(params_file)]) == 0
     assert "IPUs have no bfloat16, so the model runs in float16" in capsys.readouterr().out
     weights = model_tensors(tmp_path / "run" / "checkpoint_4.mdl")
     assert {tensor.dtype for tensor in weights.values() if tensor.is_floating_point()} == {torch.float16}

@@ -17,7 +17,11 @@ import torch
 from modelzoo.backends.ipu import IpuBackend
 from modelzoo.bert import model as bert_model
 from modelzoo.cli import main as cli
-from tests.poptorch_standin import StandinPoptorch, UnsupportedOperationError
+from tests.poptorch_standin import (
+    StandinPoptorch,
+    UnsupportedOperationError,
+    skip_without_cpu_float16_kernels,
+)
 from tests.run_fixtures import tiny_params, write_params
 
 PACK = {"packing": True, "max_sequences_per_pack": 4}
@@ -63,12 +67,8 @@ def _run(path: str) -> int:
 def test_training_and_evaluation_keep_to_poptorch_operations(case, precision, standin, ner_csv, classifier_csv,
                                                              tmp_path):
     path = _params_file(case, precision, ner_csv, classifier_csv, tmp_path)
-    try:
+    with skip_without_cpu_float16_kernels(precision):
         code = _run(path)
-    except RuntimeError as error:
-        if isinstance(error, UnsupportedOperationError) or precision != "float16":
-            raise
-        pytest.skip(f"this torch has no CPU float16 kernel for the forward: {error}")
     assert code == 0
     training, inference = standin.executors
     for executor in (training, inference):

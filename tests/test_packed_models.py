@@ -8,12 +8,15 @@ another packed layout.
 
 from __future__ import annotations
 
+from typing import Dict, List, Optional
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from modelzoo.bert import BertConfig, BertForTokenClassification, PackedBertForSequenceClassification
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.packing import IGNORE_LABEL, pack_classification_examples, pack_token_examples
 
 SLOTS = 4
@@ -23,7 +26,7 @@ TINY = {"vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 2, "num_heads"
         "max_position_embeddings": 64, "dropout_rate": 0.0, "attention_dropout_rate": 0.0}
 
 
-def random_sequences(count: int, seed: int = 0) -> list[np.ndarray]:
+def random_sequences(count: int, seed: int = 0) -> List[np.ndarray]:
     """[CLS] w... [SEP] with 1..7 random words."""
     rng = np.random.default_rng(seed)
     return [np.array([CLS, *rng.integers(4, 50, rng.integers(1, 8)), SEP], dtype=np.int32) for _ in range(count)]
@@ -40,7 +43,7 @@ def packs_of_one_to_all(count: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def padded(sequences: list[np.ndarray], extra: dict[str, list[np.ndarray]] | None = None) -> dict[str, torch.Tensor]:
+def padded(sequences: List[np.ndarray], extra: Optional[Dict[str, List[np.ndarray]]] = None) -> Dict[str, torch.Tensor]:
     """The plain batch: one sequence a row, [CLS] first, 0/1 attention mask, zero padding."""
     batch = {"input_ids": torch.zeros(len(sequences), MAX_LENGTH, dtype=torch.int64)}
     batch["attention_mask"] = torch.zeros_like(batch["input_ids"])
@@ -54,17 +57,17 @@ def padded(sequences: list[np.ndarray], extra: dict[str, list[np.ndarray]] | Non
     return batch
 
 
-def as_torch(features: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+def as_torch(features: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
     return {name: torch.from_numpy(values).long() for name, values in features.items()}
 
 
-def gradients(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+def gradients(model: torch.nn.Module, loss: torch.Tensor) -> Dict[str, torch.Tensor]:
     model.zero_grad()
     loss.backward()
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-def assert_same_gradients(packed: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
+def assert_same_gradients(packed: Dict[str, torch.Tensor], reference: Dict[str, torch.Tensor]) -> None:
     assert packed.keys() == reference.keys()
     for name, grad in reference.items():
         scale = grad.abs().max().clamp(min=1e-12)
@@ -85,7 +88,7 @@ def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_cla
     sequences = random_sequences(23)
     labels = np.arange(23) % 3
     examples = [{"input_ids": ids, "token_type_ids": np.zeros_like(ids), "labels": int(label)}
-                for ids, label in zip(sequences, labels, strict=True)]
+                for ids, label in zip_strict(sequences, labels)]
     pack_indices = packs_of_one_to_all(len(examples))
     assert set((pack_indices >= 0).sum(1).tolist()) == set(range(1, SLOTS + 1))
     packed = as_torch(pack_classification_examples(examples, pack_indices, MAX_LENGTH))
@@ -120,7 +123,7 @@ def test_packed_token_logits_loss_and_gradients_equal_the_padded_batch(skip_padd
     examples = [
         {"input_ids": ids, "labels": label, "loss_mask": mask, "word_index": np.arange(len(ids), dtype=np.int32),
          "sentence_index": index}
-        for index, (ids, label, mask) in enumerate(zip(sequences, labels, loss_masks, strict=True))
+        for index, (ids, label, mask) in enumerate(zip_strict(sequences, labels, loss_masks))
     ]
     pack_indices = packs_of_one_to_all(len(examples))
     packed = as_torch(pack_token_examples(examples, pack_indices, MAX_LENGTH))

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -41,6 +40,7 @@ from modelzoo.backends.ipu_options import (
     resolve_ipu_params,
 )
 from modelzoo.common.errors import ParamsError
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.ner_dataset import ShardedBatchSampler
 from modelzoo.data.packing import IGNORE_LABEL
 from modelzoo.loop.device import DeviceSetup
@@ -141,26 +141,26 @@ class _TrainingStep(nn.Module):
     scalar: reduction "none").
     """
 
-    def __init__(self, model: nn.Module, keys: tuple[str, ...], poptorch: ModuleType) -> None:
+    def __init__(self, model: nn.Module, keys: Tuple[str, ...], poptorch: ModuleType) -> None:
         super().__init__()
         self.model = model
         self.keys = keys
         self._identity_loss = poptorch.identity_loss
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self._identity_loss(self.model(**dict(zip(self.keys, inputs, strict=True))).loss, reduction="none")
+        return self._identity_loss(self.model(**dict(zip_strict(self.keys, inputs))).loss, reduction="none")
 
 
 class _InferenceStep(nn.Module):
     """What poptorch compiles for evaluation: logits and the mean loss of each micro batch."""
 
-    def __init__(self, model: nn.Module, keys: tuple[str, ...]) -> None:
+    def __init__(self, model: nn.Module, keys: Tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
         self.keys = keys
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = self.model(**dict(zip(self.keys, inputs, strict=True)))
+    def forward(self, *inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        output = self.model(**dict(zip_strict(self.keys, inputs)))
         return output.logits, output.loss
 
 
@@ -233,7 +233,7 @@ class PoptorchStep:
         self.options = build_poptorch_options(ipu, poptorch, training=True)
         self.dataset = task.dataset("train_input")
         self.training_model = None
-        self.device_rate: float | None = None
+        self.device_rate: Optional[float] = None
 
     def steps_per_epoch(self) -> int:
         calls = len(self.dataset) // self.plan.combined_batch_size
@@ -244,7 +244,7 @@ class PoptorchStep:
             )
         return calls * self.steps_per_call  # whole host calls: max_steps was checked
 
-    def epoch_calls(self, epoch: int, skip: int) -> Iterator[dict[str, torch.Tensor]]:
+    def epoch_calls(self, epoch: int, skip: int) -> Iterator[Dict[str, torch.Tensor]]:
         """poptorch's loader for the rest of ``epoch``: combined batches of the epoch's order."""
         section = self.params.train_input
         return iter(
@@ -259,7 +259,7 @@ class PoptorchStep:
             )
         )
 
-    def call(self, batch: dict[str, torch.Tensor], learning_rate: float) -> StepResult:
+    def call(self, batch: Dict[str, torch.Tensor], learning_rate: float) -> StepResult:
         """One host call; compiles on the first, re-attaches after an evaluation had the IPUs."""
         self.model.train()
         if self.training_model is not None and learning_rate != self.device_rate:
@@ -305,7 +305,7 @@ class _FilledToMultiple(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> Dict[str, Any]:
         example = dict(self.dataset[index % self.num_examples])
         real = index < self.num_examples
         if not real:
@@ -325,7 +325,7 @@ class IpuEvaluator:
         self.step_module = _InferenceStep(model, task.model_input_keys)
         self.inference_model = None
 
-    def evaluate(self, model_dir: Path, step: int, eval_steps: int | None) -> dict | None:
+    def evaluate(self, model_dir: Path, step: int, eval_steps: Optional[int]) -> Optional[dict]:
         """Score eval_input (its first ``eval_steps`` batches) with the host model's current weights."""
         if self.inference_model is None:
             self.step_module.eval()
@@ -351,7 +351,7 @@ class IpuEvaluator:
         finally:
             self.close()
 
-    def _outputs(self, loader) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
+    def _outputs(self, loader) -> Iterator[Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         """Each eval batch (micro batch x replicas) of each host call, its repeats removed, with its mean loss.
 
         poptorch returns the outputs of a host call concatenated in input order: logits row for row
@@ -383,5 +383,5 @@ class IpuEvaluator:
             self.inference_model.detachFromDevice()
 
 
-def _rows(batch: dict[str, torch.Tensor], rows: slice | torch.Tensor) -> dict[str, torch.Tensor]:
+def _rows(batch: Dict[str, torch.Tensor], rows: Union[slice, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {key: values[rows] for key, values in batch.items()}

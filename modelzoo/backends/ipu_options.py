@@ -8,9 +8,8 @@ rule below is checked on machines without the Poplar SDK.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable, List, Optional, Tuple
 
 from modelzoo.common.errors import ParamsError, UserError
 from modelzoo.params.ipu import IPUParams, ipu_params_from_json
@@ -35,8 +34,8 @@ def resolve_ipu_params(params: IPUParams, num_hidden_layers: int) -> IPUParams:
 
 
 def layer_placement(
-    num_hidden_layers: int, layers_per_ipu: list[int] | None, ipus_per_replica: int, *, where: str = "ipu"
-) -> list[int]:
+    num_hidden_layers: int, layers_per_ipu: Optional[List[int]], ipus_per_replica: int, *, where: str = "ipu"
+) -> List[int]:
     """The IPU of each encoder layer. The embeddings run on IPU 0 and the head on the last IPU.
 
     ``layers_per_ipu=None`` splits the layers evenly; -1 entries share the layers the other entries
@@ -75,11 +74,11 @@ def layer_placement(
 
 def apply_pipeline_plan(
     model: Any,
-    placement: list[int],
+    placement: List[int],
     ipus_per_replica: int,
     begin_block: Callable[..., Any],
-    recompute_checkpoint: Callable[..., Any] | None = None,
-) -> list[tuple[str, int]]:
+    recompute_checkpoint: Optional[Callable[..., Any]] = None,
+) -> List[Tuple[str, int]]:
     """Mark where each pipeline stage begins, and return the blocks begun as (name, ipu) for the log.
 
     ``begin_block`` is ``poptorch.BeginBlock`` (``(module, user_id=, ipu_id=)``, returning the

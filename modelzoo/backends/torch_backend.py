@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -48,7 +50,7 @@ class TorchEvaluator:
     def __init__(self, task: Task, model: nn.Module, setup: DeviceSetup, context: DistContext) -> None:
         self.task, self.model, self.setup, self.context = task, model, setup, context
 
-    def evaluate(self, model_dir, step: int, eval_steps: int | None) -> dict | None:
+    def evaluate(self, model_dir, step: int, eval_steps: Optional[int]) -> Optional[dict]:
         return evaluate(self.model.to(self.setup.device), self.task, self.setup, self.context, model_dir, step, eval_steps)
 
     def close(self) -> None:

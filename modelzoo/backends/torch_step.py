@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from typing import Dict, Iterator, List
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ from modelzoo.loop.trainer import StepResult
 from modelzoo.optim.optimizer import build_optimizer
 from modelzoo.params.params import Params
 
-MicroBatches = list[dict[str, torch.Tensor]]
+MicroBatches = List[Dict[str, torch.Tensor]]
 
 
 class TorchStep:

@@ -8,7 +8,7 @@ and from Hugging Face's ``config.json`` names (table in ``HF_CONFIG_NAMES``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Dict, Literal, Optional
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import build, param
@@ -61,7 +61,7 @@ class BertConfig:
     layer_norm_epsilon: float = param(1e-12, "epsilon of every LayerNorm")
     initializer_range: float = param(0.02, "std of the normal init of weights trained from scratch")
     pad_token_id: int = param(0, "id of [PAD]; its word-embedding row starts at zero")
-    encoder_output_dropout_rate: float | None = param(
+    encoder_output_dropout_rate: Optional[float] = param(
         None, "dropout before the classifier; null means dropout_rate (Hugging Face's rule)"
     )
     num_classes: int = param(7, "labels of the classifier (7 = [PAD] B I O X [CLS] [SEP])")
@@ -102,6 +102,6 @@ class BertConfig:
         return self.dropout_rate if rate is None else rate
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> BertConfig:
+    def from_dict(cls, values: Optional[Dict[str, Any]]) -> BertConfig:
         """Build from a YAML ``model:`` mapping; unknown keys, bad types and bad shapes raise ParamsError."""
         return build(cls, values, "model")

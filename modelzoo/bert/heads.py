@@ -8,7 +8,7 @@ static (no host sync on GPU, compilable by torch.compile and poptorch).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from modelzoo.bert.model import BertModel, init_weights
 
 class ModelOutput(NamedTuple):
     logits: torch.Tensor
-    loss: torch.Tensor | None = None
+    loss: Optional[torch.Tensor] = None
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
@@ -59,11 +59,11 @@ class BertForTokenClassification(_BertWithClassifier):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        loss_mask: torch.Tensor | None = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        loss_mask: Optional[torch.Tensor] = None,
         skip_padding: bool = False,
     ) -> ModelOutput:
         sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
@@ -94,10 +94,10 @@ class PackedBertForSequenceClassification(_BertWithClassifier):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
         skip_padding: bool = False,
     ) -> ModelOutput:
         sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)

@@ -11,7 +11,7 @@ IPU, whose poptorch has no SDPA.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +127,10 @@ class BertSelfAttention(nn.Module):
         self.output = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, real_tokens: RealTokens | None = None
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        real_tokens: Optional[RealTokens] = None,
     ) -> torch.Tensor:
         qkv = self.qkv(hidden_states)
         if real_tokens is not None:
@@ -163,7 +166,10 @@ class BertLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, real_tokens: RealTokens | None = None
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        real_tokens: Optional[RealTokens] = None,
     ) -> torch.Tensor:
         attended = self.dropout(self.attention(hidden_states, attention_mask, real_tokens))
         hidden_states = self.attention_norm(hidden_states + attended)
@@ -177,7 +183,10 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, real_tokens: RealTokens | None = None
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        real_tokens: Optional[RealTokens] = None,
     ) -> torch.Tensor:
         for layer in self.layer:
             hidden_states = layer(hidden_states, attention_mask, real_tokens)
@@ -214,11 +223,11 @@ class BertModel(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
         skip_padding: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``attention_mask`` is a 0/1 padding mask or a packed 1..k sequence-index mask.
 
         Packed rows must pass ``position_ids`` (restarting at each sequence, as the packer writes

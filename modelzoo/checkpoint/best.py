@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, List, Optional
 
 from modelzoo.checkpoint.training import checkpoint_file, checkpoint_step
 from modelzoo.common.atomic import atomic_file, write_json_atomic
@@ -35,16 +35,16 @@ class BestRule:
 
     metric: str
     higher_is_better: bool
-    patience: int | None = None
+    patience: Optional[int] = None
 
     @classmethod
-    def resolve(cls, metric: str | None, higher_is_better: bool | None, patience: int | None, head: str) -> BestRule:
+    def resolve(cls, metric: Optional[str], higher_is_better: Optional[bool], patience: Optional[int], head: str) -> BestRule:
         """The rule from the runconfig keys; None picks the head's metric and the metric's direction."""
         metric = metric or DEFAULT_METRICS[head]
         return cls(metric, metric not in LOWER_IS_BETTER if higher_is_better is None else higher_is_better, patience)
 
 
-def resolve_checkpoint_name(checkpoint_path: str | None, model_dir: Path) -> str | None:
+def resolve_checkpoint_name(checkpoint_path: Optional[str], model_dir: Path) -> Optional[str]:
     """``best`` names the best checkpoint of ``model_dir``; any other value is returned unchanged."""
     if checkpoint_path != BEST_NAME:
         return checkpoint_path
@@ -73,8 +73,8 @@ class BestCheckpoint:
         self.rule = rule
         self.writer = writer
         self.record_file = self.model_dir / BEST_RECORD_FILE
-        self.history: list[dict] = []
-        self.best: dict | None = None
+        self.history: List[dict] = []
+        self.best: Optional[dict] = None
         if self.record_file.is_file():
             record = json.loads(self.record_file.read_text(encoding="utf-8"))
             if (record["metric"], record["higher_is_better"]) != (rule.metric, rule.higher_is_better):
@@ -86,7 +86,9 @@ class BestCheckpoint:
             self.history, self.best = record["history"], record["best"]
 
     @classmethod
-    def for_run(cls, model_dir: Path, runconfig, head: str, step: int, writer: bool) -> BestCheckpoint | None:
+    def for_run(
+        cls, model_dir: Path, runconfig, head: str, step: int, writer: bool
+    ) -> Optional[BestCheckpoint]:
         """The tracker of a train_and_eval run at ``step`` (its start or the step it resumed from);
         None without periodic evaluation (``runconfig.eval_frequency``)."""
         if runconfig.eval_frequency is None:
@@ -99,7 +101,9 @@ class BestCheckpoint:
         tracker.resume_after(step)
         return tracker
 
-    def stop_after(self, step: int, results: dict | None, save: Callable[[], Path | None], context) -> bool:
+    def stop_after(
+        self, step: int, results: Optional[dict], save: Callable[[], Optional[Path]], context
+    ) -> bool:
         """Record an evaluation (``results`` on the writer rank) and say, on every rank of ``context``
         (a DistContext), whether early stopping ends training here."""
         stop = False
@@ -124,7 +128,7 @@ class BestCheckpoint:
     def should_stop(self) -> bool:
         return self.rule.patience is not None and self.evaluations_since_best() >= self.rule.patience
 
-    def add(self, step: int, results: dict, save: Callable[[], Path | None]) -> bool:
+    def add(self, step: int, results: dict, save: Callable[[], Optional[Path]]) -> bool:
         """Record the evaluation of ``step``; on a gain copy that step's checkpoint (``save()`` writes it
         when the periodic saves did not). Returns whether it gained."""
         figures = {key: value for key, value in results.items() if isinstance(value, (int, float))}
@@ -159,12 +163,12 @@ class BestCheckpoint:
         where = f"{best['value']:.4f} at step {best['step']}" if best else "none yet"
         return f"best {self.rule.metric} {where} ({self.model_dir / BEST_CHECKPOINT_FILE})"
 
-    def _better(self, value: float, best: float | None) -> bool:
+    def _better(self, value: float, best: Optional[float]) -> bool:
         if best is None:
             return True
         return value > best if self.rule.higher_is_better else value < best
 
-    def _best_of(self, history: list[dict], recorded: dict | None) -> dict | None:
+    def _best_of(self, history: List[dict], recorded: Optional[dict]) -> Optional[dict]:
         """The recorded best if it survives in ``history``; else the first best entry (the file then
         holds a later step, which the resumed run overwrites when it reaches that entry again)."""
         if recorded is not None and any(entry["step"] == recorded["step"] for entry in history):

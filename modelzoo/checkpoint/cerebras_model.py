@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
 
 from modelzoo.bert.config import CEREBRAS_CONFIG_NAMES, CEREBRAS_LAYER_NORM_EPSILON, BertConfig
 from modelzoo.common.errors import CheckpointError
@@ -29,7 +29,7 @@ SHARED = (
 CEREBRAS_NONLINEARITIES = ("gelu", "gelu_new", "relu")
 
 
-def to_cerebras(config: BertConfig, with_classifier: bool, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def to_cerebras(config: BertConfig, with_classifier: bool, fmt: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """``(Cerebras model section, our keys Cerebras has no place for)`` for a ``fmt`` folder."""
     if config.type_vocab_size != 2:
         raise CheckpointError(f"{fmt} cannot hold this model: Cerebras' BERT has 2 token types, not {config.type_vocab_size}")
@@ -55,7 +55,7 @@ def to_cerebras(config: BertConfig, with_classifier: bool, fmt: str) -> tuple[di
     return section, {key: ours[key] for key in OURS_ONLY}
 
 
-def from_cerebras(section: dict[str, Any], ours: dict[str, Any] | None, source: Path) -> dict[str, Any]:
+def from_cerebras(section: Dict[str, Any], ours: Optional[Dict[str, Any]], source: Path) -> Dict[str, Any]:
     """A Cerebras model section (plus our side keys, when we wrote the folder) -> BertConfig values.
 
     Cerebras-only keys (loss_weight, enable_vts...) say nothing about the weights and are left out;

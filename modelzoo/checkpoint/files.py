@@ -19,9 +19,9 @@ import inspect
 import json
 import shutil
 import zipfile
-from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import yaml
@@ -74,7 +74,7 @@ def config_to_hf(config: BertConfig, with_classifier: bool) -> dict:
     return hf_config
 
 
-def read_checkpoint(path: Path, fmt: str) -> tuple[dict[str, torch.Tensor], BertConfig]:
+def read_checkpoint(path: Path, fmt: str) -> Tuple[Dict[str, torch.Tensor], BertConfig]:
     """Load ``(state_dict in fmt naming, config)`` from a folder (or, for mdl formats, a .mdl file)."""
     path = Path(path)
     if not path.exists():
@@ -104,7 +104,7 @@ def read_checkpoint(path: Path, fmt: str) -> tuple[dict[str, torch.Tensor], Bert
     return state_dict, config
 
 
-def _model_section(model_file: Path) -> dict | None:
+def _model_section(model_file: Path) -> Optional[dict]:
     params_file = model_file.parent / PARAMS_FILE
     if not params_file.is_file():
         raise CheckpointError(f"{params_file}: missing (the model: section must sit beside {model_file.name})")
@@ -138,7 +138,7 @@ def _not_loadable(path: Path) -> CheckpointError:
     return CheckpointError(f"{path}: not a checkpoint this project can load safely ({reason})")
 
 
-def _read_hf(folder: Path) -> tuple[dict[str, torch.Tensor], BertConfig]:
+def _read_hf(folder: Path) -> Tuple[Dict[str, torch.Tensor], BertConfig]:
     config_file = folder / "config.json"
     try:
         hf_config = json.loads(config_file.read_text())
@@ -171,12 +171,12 @@ def require_empty_output_dir(output_dir: Path) -> None:
 
 
 def write_checkpoint(
-    state_dict: dict[str, torch.Tensor],
+    state_dict: Dict[str, torch.Tensor],
     config: BertConfig,
     fmt: str,
     output_dir: Path,
-    source: Path | None = None,
-    add_files: Callable[[Path], None] | None = None,
+    source: Optional[Path] = None,
+    add_files: Optional[Callable[[Path], None]] = None,
 ) -> None:
     """Write a checkpoint folder atomically (temporary sibling folder, renamed when complete).
 
@@ -190,7 +190,10 @@ def write_checkpoint(
         if fmt == "hf":
             with_classifier = any(key.startswith("classifier.") for key in state_dict)
             (folder / "config.json").write_text(json.dumps(config_to_hf(config, with_classifier), indent=2) + "\n")
-            save_file({k: v.contiguous() for k, v in state_dict.items()}, folder / "model.safetensors")
+            # format "pt", as save_pretrained writes it: transformers 4 (the IPU environment's) loads
+            # nothing else
+            save_file({k: v.contiguous() for k, v in state_dict.items()}, folder / "model.safetensors",
+                      metadata={"format": "pt"})
         elif fmt in CS_FORMATS:
             with_classifier = any(key.startswith("classifier.") for key in state_dict)
             section, ours = to_cerebras(config, with_classifier, fmt)

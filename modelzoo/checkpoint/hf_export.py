@@ -21,6 +21,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, List, Optional
 
 import torch
 
@@ -29,6 +30,7 @@ from modelzoo.checkpoint.files import write_checkpoint
 from modelzoo.checkpoint.model_card import CardFacts, gather_facts, render_card
 from modelzoo.checkpoint.model_dir import VOCAB_FILE
 from modelzoo.common.errors import CheckpointError, DataFileError
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.data.labels import NON_ENTITY_LABELS, OUTSIDE_LABEL
 from modelzoo.data.text_files import read_utf8_text
@@ -52,11 +54,13 @@ CARD_FILE = "README.md"
 class ModelFiles:
     """The label vocab and WordPiece vocab that belong to a checkpoint (None: not found)."""
 
-    label_vocab: Path | None
-    vocab: Path | None
+    label_vocab: Optional[Path]
+    vocab: Optional[Path]
 
 
-def find_model_files(source: Path, label_vocab: Path | None = None, vocab: Path | None = None) -> ModelFiles:
+def find_model_files(
+    source: Path, label_vocab: Optional[Path] = None, vocab: Optional[Path] = None
+) -> ModelFiles:
     """The flags' files, else those in the checkpoint's folder (a checkpoint_N.mdl's folder is its model_dir)."""
     folder = Path(source) if Path(source).is_dir() else Path(source).parent
     found = []
@@ -67,7 +71,7 @@ def find_model_files(source: Path, label_vocab: Path | None = None, vocab: Path 
     return ModelFiles(*found)
 
 
-def read_labels(path: Path, config: BertConfig) -> list[str]:
+def read_labels(path: Path, config: BertConfig) -> List[str]:
     """Label names by id from a ``label2id.json``, checked against the classifier's rows."""
     if config.head == "token_classification":
         label2id = read_label_vocab(path)
@@ -97,18 +101,18 @@ def require_vocab(files: ModelFiles, source: Path) -> Path:
     return files.vocab
 
 
-def hf_label_names(id_to_label: list[str], head: str) -> dict:
+def hf_label_names(id_to_label: List[str], head: str) -> dict:
     """``id2label`` / ``label2id`` for ``config.json`` (special labels named ``O``, see the module doc)."""
     special = NON_ENTITY_LABELS if head == "token_classification" else frozenset()
     names = [OUTSIDE_LABEL if label in special else label for label in id_to_label]
     # Each name's own label first, so "O" maps to the real O rather than to [PAD].
-    label2id = {name: index for index, (name, label) in enumerate(zip(names, id_to_label, strict=True)) if name == label}
+    label2id = {name: index for index, (name, label) in enumerate(zip_strict(names, id_to_label)) if name == label}
     for index, name in enumerate(names):
         label2id.setdefault(name, index)
     return {"id2label": {str(index): name for index, name in enumerate(names)}, "label2id": label2id}
 
 
-def write_label_vocab(folder: Path, id_to_label: list[str]) -> None:
+def write_label_vocab(folder: Path, id_to_label: List[str]) -> None:
     """The project's label vocab as ``label2id.json`` (what run.py and the reverse conversion read)."""
     label2id = {label: index for index, label in enumerate(id_to_label)}
     (folder / LABEL_VOCAB_FILE).write_text(json.dumps(label2id, indent=2) + "\n", encoding="utf-8")
@@ -136,8 +140,8 @@ def write_tokenizer_files(folder: Path, vocab_file: Path, model_max_length: int)
 
 
 def export_hf(
-    state_dict: dict[str, torch.Tensor], config: BertConfig, source: Path, output_dir: Path, files: ModelFiles, command: str
-) -> list[str]:
+    state_dict: Dict[str, torch.Tensor], config: BertConfig, source: Path, output_dir: Path, files: ModelFiles, command: str
+) -> List[str]:
     """Write the Hugging Face folder of a classifier (``state_dict`` in ``hf`` naming); returns the files written."""
     id_to_label = read_labels(require_labels(files, source), config)
     vocab = require_vocab(files, source)
@@ -153,7 +157,7 @@ def export_hf(
     return sorted(path.name for path in output_dir.iterdir())
 
 
-def write_shipped_files(folder: Path, id_to_label: list[str], vocab: Path, config: BertConfig, facts: CardFacts) -> None:
+def write_shipped_files(folder: Path, id_to_label: List[str], vocab: Path, config: BertConfig, facts: CardFacts) -> None:
     """What travels with exported weights: the label vocab, the tokenizer files and the model card."""
     write_label_vocab(folder, id_to_label)
     write_tokenizer_files(folder, vocab, config.max_position_embeddings)

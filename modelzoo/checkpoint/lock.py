@@ -18,6 +18,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Optional
 
 import filelock
 
@@ -64,7 +65,7 @@ class WriterLock:
         self.release()
 
 
-def take_model_dir(model_dir: Path, context, keep_checkpoint_max: int | None) -> WriterLock | None:
+def take_model_dir(model_dir: Path, context, keep_checkpoint_max: Optional[int]) -> Optional[WriterLock]:
     """Become model_dir's one writer, then clear what a killed writer left; the lock (main rank) or None.
 
     ``context`` is the run's ``DistContext``: the main rank takes the lock and every rank raises

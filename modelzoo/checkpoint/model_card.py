@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import yaml
 
 from modelzoo.checkpoint.files import load_mdl
+from modelzoo.common.iteration import zip_strict
 
 PIPELINE_TASKS = {"token_classification": "token-classification", "sequence_classification": "text-classification"}
 
@@ -26,12 +28,12 @@ class CardFacts:
     head: str
     fmt: str
     command: str
-    labels: list[str]
-    exported_names: list[str]
-    step: int | None = None
-    params: dict | None = None
-    eval_file: Path | None = None
-    eval_figures: dict | None = None
+    labels: List[str]
+    exported_names: List[str]
+    step: Optional[int] = None
+    params: Optional[dict] = None
+    eval_file: Optional[Path] = None
+    eval_figures: Optional[dict] = None
 
 
 def is_training_checkpoint(source: Path) -> bool:
@@ -39,7 +41,7 @@ def is_training_checkpoint(source: Path) -> bool:
     return source.is_file() and source.suffix == ".mdl" and "params" in load_mdl(source)
 
 
-def gather_facts(source: Path, head: str, fmt: str, command: str, labels: list[str], exported_names: list[str]) -> CardFacts:
+def gather_facts(source: Path, head: str, fmt: str, command: str, labels: List[str], exported_names: List[str]) -> CardFacts:
     """The facts of ``source``: a training checkpoint has its step and params; its model_dir has the eval JSON."""
     step = params = eval_file = eval_figures = None
     if Path(source).is_file():
@@ -71,7 +73,7 @@ def render_card(facts: CardFacts) -> str:
             lines.append(f"- {section}: `{params[section].get('data_dir')}` (vocab `{params[section].get('vocab_file')}`)")
     lines += ["" if params else "not recorded", "## Labels", "", "| id | project label | config.json id2label |",
               "|---|---|---|"]
-    pairs = enumerate(zip(facts.labels, facts.exported_names, strict=True))
+    pairs = enumerate(zip_strict(facts.labels, facts.exported_names))
     lines += [f"| {index} | `{label}` | `{name}` |" for index, (label, name) in pairs]
     if facts.head == "token_classification":
         lines += ["", "The special labels of the CSV format are real outputs of the classifier; they are named `O` "
@@ -82,7 +84,7 @@ def render_card(facts: CardFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _usage(facts: CardFacts) -> list[str]:
+def _usage(facts: CardFacts) -> List[str]:
     if facts.fmt == "hf":
         strategy = ', aggregation_strategy="first"' if facts.head == "token_classification" else ""
         return ["```python", "from transformers import pipeline", "",
@@ -93,7 +95,7 @@ def _usage(facts: CardFacts) -> list[str]:
             "Inputs `input_ids`, `attention_mask`, `token_type_ids` (int64, `[batch, sequence]`), output `logits`."]
 
 
-def _eval_table(facts: CardFacts) -> list[str]:
+def _eval_table(facts: CardFacts) -> List[str]:
     figures = facts.eval_figures
     if figures is None:
         return ["No eval JSON for this step in the checkpoint's model_dir."]

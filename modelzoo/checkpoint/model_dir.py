@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
+from typing import List, Optional, Union
 
 from modelzoo.common.atomic import atomic_file
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
@@ -35,7 +36,9 @@ def label_vocab_file(section: InputParams) -> Path:
     return Path(section.label_vocab_file) if section.label_vocab_file else Path(section.data_dir) / LABEL_VOCAB_FILE
 
 
-def copy_model_files(model_dir: Path, section: InputParams, base_checkpoint: str | None = None) -> list[Path]:
+def copy_model_files(
+    model_dir: Path, section: InputParams, base_checkpoint: Optional[str] = None
+) -> List[Path]:
     """Copy the label vocab and the WordPiece vocab (and its tokenizer files) of ``section`` into model_dir.
 
     The vocab is ``section.vocab_file``, else the ``vocab.txt`` beside the base weights
@@ -60,7 +63,7 @@ def copy_model_files(model_dir: Path, section: InputParams, base_checkpoint: str
     return written
 
 
-def in_reach(original: str | Path | None, model_dir: Path, name: str) -> str | None:
+def in_reach(original: Union[str, Path, None], model_dir: Path, name: str) -> Optional[str]:
     """``original`` if that file exists, else the model_dir copy called ``name`` if it exists, else ``original``
     (so that an error still names the path the user gave)."""
     if original is not None and Path(original).is_file():
@@ -78,7 +81,7 @@ def with_model_dir_files(section: InputParams, model_dir: Path) -> InputParams:
     return dataclasses.replace(section, vocab_file=vocab_file, label_vocab_file=label_vocab)
 
 
-def saved_params_file(model_dir: Path) -> Path | None:
+def saved_params_file(model_dir: Path) -> Optional[Path]:
     """The params a training run saved in ``model_dir`` (train_and_eval's, else train's), if any."""
     for mode in ("train_and_eval", "train"):
         path = Path(model_dir) / mode / "params.yaml"

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from modelzoo.common.errors import UserError
+from modelzoo.common.iteration import zip_strict
+from modelzoo.common.strings import remove_prefix
 
 # Cerebras model zoo releases: 1.8, 1.9 and 2.0 name every tensor alike; 2.1 moved the position
 # table under ``.embed`` (Converter_Bert_CS20_CS21 of its checkpoint converters).
@@ -70,14 +73,14 @@ _ENCODER_ROWS["cs-2.1"] = {
 class _Row:
     pattern: re.Pattern  # matches a module path in the source naming
     template: str  # the module path in the target naming, with {n}
-    qkv_part: int | None  # 0/1/2 when the row is one third of a fused qkv (modelzoo side)
+    qkv_part: Optional[int]  # 0/1/2 when the row is one third of a fused qkv (modelzoo side)
 
 
 def _to_regex(template: str) -> re.Pattern:
     return re.compile("^" + re.escape(template).replace(r"\{n\}", r"(?P<n>\d+)") + "$")
 
 
-def _rows(fmt: str, to_canonical: bool) -> list[_Row]:
+def _rows(fmt: str, to_canonical: bool) -> List[_Row]:
     rows = []
     for canonical, native in _ENCODER_ROWS[fmt].items():
         part = None
@@ -92,7 +95,7 @@ def _rows(fmt: str, to_canonical: bool) -> list[_Row]:
 class KeyMappingError(UserError):
     """Keys that no table row matches; carries them by name."""
 
-    def __init__(self, unexpected: list[str], fmt: str) -> None:
+    def __init__(self, unexpected: List[str], fmt: str) -> None:
         self.unexpected = unexpected
         super().__init__(f"{len(unexpected)} unexpected key(s) for format {fmt}: {', '.join(unexpected)}")
 
@@ -101,7 +104,7 @@ class MixedPrefixError(UserError):
     """A Cerebras state dict with some keys under ``model.`` and some not."""
 
 
-def strip_model_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def strip_model_prefix(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Cerebras keys without the ``model.`` prefix that its deprecated PyTorchBaseModel put on every key.
 
     Cerebras' own converters read either form (1.8 to 2.1), so this does too. Some keys with it and
@@ -116,15 +119,15 @@ def strip_model_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
             f"keys with and without the '{MODEL_PREFIX}' prefix ({prefixed[0]}, {plain[0]}); "
             "a Cerebras checkpoint has one kind"
         )
-    return {key.removeprefix(MODEL_PREFIX): tensor for key, tensor in state_dict.items()}
+    return {remove_prefix(key, MODEL_PREFIX): tensor for key, tensor in state_dict.items()}
 
 
-def _split_key(key: str) -> tuple[str, str]:
+def _split_key(key: str) -> Tuple[str, str]:
     module, _, tensor = key.rpartition(".")
     return module, tensor
 
 
-def normalise_hf_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def normalise_hf_keys(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Hugging Face keys -> canonical: add the ``bert.`` prefix a bare BertModel lacks, rename the
     old TF-era ``gamma``/``beta`` LayerNorm tensors, and drop the ``position_ids`` buffer (it is
     always ``arange``, derived rather than learned; a checkpoint where it is not is refused)."""
@@ -143,7 +146,7 @@ def normalise_hf_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return normalised
 
 
-def to_canonical(state_dict: dict[str, torch.Tensor], fmt: str, drop_unmatched: bool = False):
+def to_canonical(state_dict: Dict[str, torch.Tensor], fmt: str, drop_unmatched: bool = False):
     """A state dict in ``fmt`` naming -> canonical naming. Returns ``(state_dict, dropped_keys)``."""
     if fmt == "hf":
         state_dict = normalise_hf_keys(state_dict)
@@ -159,14 +162,14 @@ def to_canonical(state_dict: dict[str, torch.Tensor], fmt: str, drop_unmatched: 
             canonical[_fill(row.template, match) + "." + tensor_name] = tensor
             continue
         part_rows = sorted((r for r in rows if r.pattern == row.pattern), key=lambda r: r.qkv_part)
-        for part_row, part in zip(part_rows, tensor.chunk(3, dim=0), strict=True):
+        for part_row, part in zip_strict(part_rows, tensor.chunk(3, dim=0)):
             canonical[_fill(part_row.template, match) + "." + tensor_name] = part.clone()
     if unexpected and not drop_unmatched:
         raise KeyMappingError(unexpected, fmt)
     return canonical, unexpected
 
 
-def from_canonical(state_dict: dict[str, torch.Tensor], fmt: str) -> dict[str, torch.Tensor]:
+def from_canonical(state_dict: Dict[str, torch.Tensor], fmt: str) -> Dict[str, torch.Tensor]:
     """Canonical naming -> ``fmt`` naming (fusing q/k/v for ``modelzoo``). Keys must be canonical."""
     rows = _rows(fmt, to_canonical=False)
     native, qkv_parts = {}, {}
@@ -186,11 +189,11 @@ def from_canonical(state_dict: dict[str, torch.Tensor], fmt: str) -> dict[str, t
             raise ValueError(f"cannot fuse {target}: missing {', '.join(missing)}")
         native[target] = torch.cat(parts, dim=0)
     if fmt == "hf" and not any(key.startswith("classifier.") for key in native):
-        native = {key.removeprefix("bert."): tensor for key, tensor in native.items()}
+        native = {remove_prefix(key, "bert."): tensor for key, tensor in native.items()}
     return native
 
 
-def _match(rows: list[_Row], module: str):
+def _match(rows: List[_Row], module: str):
     for row in rows:
         match = row.pattern.match(module)
         if match:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Dict, List
 
 import torch
 from torch import nn
@@ -98,8 +99,8 @@ def write_onnx(model: BertForTokenClassification, path: Path) -> None:
 
 
 def export_onnx(
-    state_dict: dict[str, torch.Tensor], config: BertConfig, source: Path, output_dir: Path, files: ModelFiles, command: str
-) -> list[str]:
+    state_dict: Dict[str, torch.Tensor], config: BertConfig, source: Path, output_dir: Path, files: ModelFiles, command: str
+) -> List[str]:
     """Write ``model.onnx`` with the label vocab, tokenizer files and model card; returns the files written.
 
     ``state_dict`` is in this project's naming.

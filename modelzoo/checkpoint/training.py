@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ def checkpoint_step(path: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def list_checkpoints(model_dir: Path) -> list[tuple[int, Path]]:
+def list_checkpoints(model_dir: Path) -> List[Tuple[int, Path]]:
     """``(step, path)`` of every checkpoint in ``model_dir``, oldest first."""
     found = []
     if Path(model_dir).is_dir():
@@ -45,7 +45,7 @@ def list_checkpoints(model_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(model_dir: Path) -> Path | None:
+def latest_checkpoint(model_dir: Path) -> Optional[Path]:
     checkpoints = list_checkpoints(model_dir)
     return checkpoints[-1][1] if checkpoints else None
 
@@ -64,7 +64,7 @@ def checkpoint_to_evaluate(run, what: str) -> Path:
     return checkpoint
 
 
-def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int | None = None) -> None:
+def save_checkpoint(state: Dict[str, Any], path: Path, keep_checkpoint_max: Optional[int] = None) -> None:
     """Write ``state`` to ``path`` atomically, then delete the oldest checkpoints beyond ``keep_checkpoint_max``."""
     try:
         with atomic_file(path, "wb") as stream:
@@ -75,14 +75,14 @@ def save_checkpoint(state: dict[str, Any], path: Path, keep_checkpoint_max: int 
     rotate_checkpoints(path.parent, keep_checkpoint_max)
 
 
-def rotate_checkpoints(model_dir: Path, keep_checkpoint_max: int | None) -> None:
+def rotate_checkpoints(model_dir: Path, keep_checkpoint_max: Optional[int]) -> None:
     """Delete the oldest checkpoints beyond ``keep_checkpoint_max`` (None: keep all)."""
     if keep_checkpoint_max is not None:
         for _, old in list_checkpoints(model_dir)[:-keep_checkpoint_max]:
             old.unlink()
 
 
-def remove_partial_checkpoints(model_dir: Path) -> list[Path]:
+def remove_partial_checkpoints(model_dir: Path) -> List[Path]:
     """Delete what a checkpoint write killed midway left (``.checkpoint_N.mdl.tmp-*``, any ``.mdl``); returns them.
 
     Only the writer of model_dir may call this (it holds the lock), since a live writer's file
@@ -105,7 +105,7 @@ def seed_rngs(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_states() -> dict[str, Any]:
+def rng_states() -> Dict[str, Any]:
     """Every RNG state as tensors and plain values, so a checkpoint loads with ``weights_only=True``.
 
     numpy's key array is stored as a tensor: a pickled ndarray would make every run.py checkpoint
@@ -119,7 +119,7 @@ def rng_states() -> dict[str, Any]:
     return states
 
 
-def restore_rng_states(states: dict[str, Any]) -> None:
+def restore_rng_states(states: Dict[str, Any]) -> None:
     random.setstate(states["python"])
     kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
@@ -128,17 +128,17 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def saved_params(path: Path) -> dict[str, Any] | None:
+def saved_params(path: Path) -> Optional[Dict[str, Any]]:
     """The resolved params a training checkpoint was saved with (None if it has none), tensors left on disk."""
     return load_mdl(Path(path), mmap=True).get("params")
 
 
-def load_training_state(path: Path) -> dict[str, Any]:
+def load_training_state(path: Path) -> Dict[str, Any]:
     """A full training checkpoint (with optimizer, RNG...), read weights-only like any other .mdl file."""
     return load_mdl(Path(path))
 
 
-def load_model_weights(model: nn.Module, path: Path, strict: bool = True) -> list[str]:
+def load_model_weights(model: nn.Module, path: Path, strict: bool = True) -> List[str]:
     """Load the ``model`` entry of a .mdl file into ``model``; returns report lines on missing/unexpected keys.
 
     Strict (the default) refuses any missing or unexpected key by name; a shape mismatch is always

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 from modelzoo.backends.gpu import require_cuda
 from modelzoo.backends.ipu_options import require_poptorch
@@ -123,7 +124,7 @@ def resolve_params(args: argparse.Namespace):
     return params
 
 
-def default_params_file(model_dir: str | None) -> Path:
+def default_params_file(model_dir: Optional[str]) -> Path:
     """Without --params: the params a training run saved in --model_dir."""
     saved = saved_params_file(Path(model_dir)) if model_dir else None
     if saved is None:
@@ -143,7 +144,7 @@ def predict(args: argparse.Namespace, params, strict: bool) -> None:
     run_predict(params, options, device, strict)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_predict_options(args)

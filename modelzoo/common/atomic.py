@@ -14,9 +14,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator, List, Union
 
 from modelzoo.common.errors import OutputPathError, os_error_reason
 
@@ -40,7 +39,7 @@ def _writable_place(target: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_file(path: Union[str, Path], mode: str = "w") -> Iterator[IO[Any]]:
     """Yield a stream on a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     with _writable_place(path):
@@ -58,13 +57,13 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
             os.unlink(temporary)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
+def write_text_atomic(path: Union[str, Path], text: str) -> Path:
     with atomic_file(path) as stream:
         stream.write(text)
     return Path(path)
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> Path:
+def write_json_atomic(path: Union[str, Path], payload: Any) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
@@ -91,7 +90,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         os.replace(temporary, target)
 
 
-def replace_folders(staging: Path, output_dir: Path, names: list[str]) -> None:
+def replace_folders(staging: Path, output_dir: Path, names: List[str]) -> None:
     """Make ``output_dir`` hold the complete ``staging/NAME`` folders, all in one step.
 
     The new ``output_dir`` is assembled inside ``staging`` (the new folders, plus hard links to every
@@ -126,7 +125,7 @@ def _link_tree(source: Path, target: Path) -> None:
         _link_or_copy(source, target)
 
 
-def _link_or_copy(source: str | Path, target: str | Path) -> None:
+def _link_or_copy(source: Union[str, Path], target: Union[str, Path]) -> None:
     try:
         os.link(source, target)
     except OSError:

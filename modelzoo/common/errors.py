@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Optional, Union
 
 
 class UserError(Exception):
@@ -36,7 +37,7 @@ class OutputPathError(UserError):
 class DataFileError(UserError, ValueError):
     """A problem in a data file, worded ``FILE:LINE: problem``; ``line`` is 1-based, or None for the whole file."""
 
-    def __init__(self, path: str | Path, line: int | None, problem: str):
+    def __init__(self, path: Union[str, Path], line: Optional[int], problem: str):
         self.path = str(path)
         self.line = line
         self.problem = problem

@@ -13,9 +13,13 @@ import dataclasses
 import difflib
 import types
 import typing
-from typing import Any, Literal, Union
+from typing import Any, Dict, Literal, Optional, Union
 
 from modelzoo.common.errors import ParamsError
+
+# The origins of a union: typing.Union, and on Python 3.10+ also types.UnionType (what ``int | None``
+# evaluates to there; the sections here spell unions with typing.Optional/Union, which 3.8 reads).
+_UNION_ORIGINS = (Union, getattr(types, "UnionType", Union))
 
 
 def param(default: Any = dataclasses.MISSING, doc: str = "", *, required: bool = False) -> Any:
@@ -28,7 +32,7 @@ def param(default: Any = dataclasses.MISSING, doc: str = "", *, required: bool =
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def nearest_key(key: str, valid: typing.Iterable[str]) -> str | None:
+def nearest_key(key: str, valid: typing.Iterable[str]) -> Optional[str]:
     """The valid key closest in spelling to ``key`` (or None if nothing is close)."""
     matches = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     return matches[0] if matches else None
@@ -45,13 +49,15 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(v) for v in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
+    if origin in _UNION_ORIGINS:
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is not None:
         args = ", ".join(_type_name(a) for a in typing.get_args(tp))
         return f"{origin.__name__}[{args}]"
     if tp is type(None):
         return "null"
+    if tp is Any:  # no __name__ before Python 3.10
+        return "Any"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -62,7 +68,7 @@ def _matches(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return value in typing.get_args(tp)
-    if origin in (Union, types.UnionType):
+    if origin in _UNION_ORIGINS:
         return any(_matches(value, a) for a in typing.get_args(tp))
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
@@ -81,7 +87,7 @@ def _matches(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
-def build(cls: type, values: dict[str, Any] | None, section: str) -> Any:
+def build(cls: type, values: Optional[Dict[str, Any]], section: str) -> Any:
     """Construct the dataclass ``cls`` from a YAML mapping, checking keys and types.
 
     Raises :class:`ParamsError` naming ``section`` and the offending key. The dataclass'
@@ -115,7 +121,7 @@ def build(cls: type, values: dict[str, Any] | None, section: str) -> Any:
     return cls(**kwargs)
 
 
-def to_dict(instance: Any) -> dict[str, Any]:
+def to_dict(instance: Any) -> Dict[str, Any]:
     """The section as a plain mapping (for writing the resolved params back to YAML)."""
     return dataclasses.asdict(instance)
 

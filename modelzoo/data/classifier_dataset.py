@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ from modelzoo.data.text_files import read_utf8_text
 CSV_COLUMNS = ["input_ids", "token_type_ids", "labels"]
 
 
-def read_classifier_csv(folder: Path, max_sequence_length: int) -> tuple[list[dict], dict[str, int]]:
+def read_classifier_csv(folder: Path, max_sequence_length: int) -> Tuple[List[dict], Dict[str, int]]:
     """Examples (``input_ids``, ``token_type_ids`` int32 arrays, ``labels`` int) and the label2id map.
 
     Checks what would otherwise fail deep inside training and says where (DataFileError,
@@ -73,7 +74,7 @@ def read_classifier_csv(folder: Path, max_sequence_length: int) -> tuple[list[di
     return examples, label2id
 
 
-def _parse_row(shard: Path, line_number: int, row: list[str], max_sequence_length: int, label_ids: set[int]) -> dict:
+def _parse_row(shard: Path, line_number: int, row: List[str], max_sequence_length: int, label_ids: Set[int]) -> dict:
     try:
         input_ids, token_type_ids, label = row
         example = {
@@ -95,7 +96,7 @@ def _parse_row(shard: Path, line_number: int, row: list[str], max_sequence_lengt
 
 def classifier_packs(
     lengths: np.ndarray, max_sequence_length: int, slots: int, packing: bool, algorithm: Algorithm, seed: int
-) -> tuple[np.ndarray, PackingStats | None]:
+) -> Tuple[np.ndarray, Optional[PackingStats]]:
     """Which examples share each row, ``[rows, slots]`` (-1: empty slot): packed, or one example a row.
 
     The one layout rule of the sequence classifier, used by evaluation's reader and by predict, so
@@ -114,7 +115,7 @@ class ClassifierDataset(Dataset):
 
     def __init__(
         self,
-        data_dir: str | Path,
+        data_dir: Union[str, Path],
         max_sequence_length: int,
         max_sequences_per_pack: int = 1,
         packing: bool = False,
@@ -152,7 +153,7 @@ class ClassifierDataset(Dataset):
     def __len__(self) -> int:
         return len(self.features["input_ids"])
 
-    def __getitem__(self, index: int | np.ndarray) -> dict[str, np.ndarray]:
+    def __getitem__(self, index: Union[int, np.ndarray]) -> Dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.features.items()}
 
 
@@ -164,7 +165,7 @@ def build_classifier_dataloader(
     epoch: int = 0,
     *,
     pin_memory: bool = False,
-    dataset: ClassifierDataset | None = None,
+    dataset: Optional[ClassifierDataset] = None,
 ) -> DataLoader:
     """The batches of ``params.data_dir`` for one rank (rows are packs when packing); as the NER reader's.
 

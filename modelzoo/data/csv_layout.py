@@ -7,6 +7,7 @@ A split folder holds the CSV shard(s), ``meta.dat`` (one ``filename count`` line
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Tuple
 
 from modelzoo.common.errors import DataFileError
 from modelzoo.data.text_files import read_utf8_text
@@ -17,7 +18,7 @@ LABEL_VOCAB_FILE = "label2id.json"
 NO_WORD = -1
 
 
-def read_meta(data_dir: Path) -> list[tuple[Path, int, int]]:
+def read_meta(data_dir: Path) -> List[Tuple[Path, int, int]]:
     """(CSV path, example count, line in meta.dat) for each ``filename count`` line of ``meta.dat``."""
     meta_path = data_dir / META_FILE
     if not meta_path.is_file():
@@ -30,7 +31,8 @@ def read_meta(data_dir: Path) -> list[tuple[Path, int, int]]:
         if len(fields) != 2 or not fields[1].isdigit():
             raise DataFileError(meta_path, number, f"expected 'filename count', got {line!r}")
         shard = data_dir / fields[0]
-        if Path(fields[0]).is_absolute() or not shard.resolve().is_relative_to(data_dir.resolve()):
+        resolved = shard.resolve()
+        if Path(fields[0]).is_absolute() or data_dir.resolve() not in (resolved, *resolved.parents):
             raise DataFileError(meta_path, number, f"{fields[0]!r} is outside the folder (meta.dat lists the folder's own CSV files)")
         entries.append((shard, int(fields[1]), number))
     if not entries:

@@ -8,8 +8,8 @@ vocabulary B, I, O) form a single entity type, reported as ``ENTITY`` (seqeval c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -33,16 +33,16 @@ class LabelVocab:
     """Per label id: its IOB2 prefix code, entity-type index (-1 for O and special labels), and
     whether it is a special label of the CSV format."""
 
-    labels: tuple[str, ...]
+    labels: Tuple[str, ...]
     prefix: np.ndarray
     entity_type: np.ndarray
     special: np.ndarray
-    types: tuple[str, ...]
+    types: Tuple[str, ...]
 
     @classmethod
     def from_labels(cls, id_to_label: Sequence[str]) -> LabelVocab:
         """Parse ``id_to_label`` (``B-Chemical``, ``I``, ``O``, ``X``...); raise ValueError on other schemes."""
-        types: dict[str, int] = {}
+        types: Dict[str, int] = {}
         prefix = np.zeros(len(id_to_label), dtype=np.int8)
         entity_type = np.full(len(id_to_label), -1, dtype=np.int64)
         for label_id, label in enumerate(id_to_label):

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -52,12 +52,12 @@ class NerCsvDataset(Dataset):
 
     def __init__(
         self,
-        data_dir: str | Path,
-        vocab_file: str | Path | None,
+        data_dir: Union[str, Path],
+        vocab_file: Union[str, Path, None],
         max_sequence_length: int = 128,
-        label_vocab_file: str | Path | None = None,
+        label_vocab_file: Union[str, Path, None] = None,
         include_special_labels_in_loss: bool = False,
-        max_sequences_per_pack: int | None = None,
+        max_sequences_per_pack: Optional[int] = None,
         packing_algorithm: Algorithm = "lpfhp",
         seed: int = 0,
     ):
@@ -81,7 +81,7 @@ class NerCsvDataset(Dataset):
         self.example_features = rows.to_features(include_special_labels_in_loss)
         self.lengths = np.asarray(rows.lengths, dtype=np.int64)
         self.features = self.example_features
-        self.packing_stats: PackingStats | None = None
+        self.packing_stats: Optional[PackingStats] = None
         if max_sequences_per_pack is not None:
             strategy, self.packing_stats = plan_packing(
                 self.lengths, max_sequence_length, max_sequences_per_pack, packing_algorithm
@@ -102,7 +102,7 @@ class NerCsvDataset(Dataset):
             params.shuffle_seed,
         )
 
-    def _examples(self) -> list[dict[str, np.ndarray | int]]:
+    def _examples(self) -> List[Dict[str, Union[np.ndarray, int]]]:
         """Each example unpadded, as :func:`modelzoo.data.packing.pack_token_examples` takes them."""
         features = self.example_features
         return [
@@ -113,10 +113,10 @@ class NerCsvDataset(Dataset):
     def __len__(self) -> int:
         return len(self.features["input_ids"])
 
-    def __getitem__(self, index: int | np.ndarray) -> dict[str, np.ndarray]:
+    def __getitem__(self, index: Union[int, np.ndarray]) -> Dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.features.items()}
 
-    def word_labels(self) -> list[list[str]]:
+    def word_labels(self) -> List[List[str]]:
         """The gold label of every raw word, sentence by sentence: the label at each word's first piece.
 
         Fails if some word of a sentence is covered by no example or by two, since evaluation
@@ -150,15 +150,15 @@ class NerCsvDataset(Dataset):
 class _CsvRows:
     """Accumulates parsed CSV rows as flat id lists; the one place that knows the CSV columns."""
 
-    def __init__(self, vocab: dict[str, int], label2id: dict[str, int], max_sequence_length: int):
+    def __init__(self, vocab: Dict[str, int], label2id: Dict[str, int], max_sequence_length: int):
         self.vocab = vocab
         self.label2id = label2id
         self.max_sequence_length = max_sequence_length
-        self.token_ids: list[int] = []
-        self.label_ids: list[int] = []
-        self.word_index: list[int] = []
-        self.lengths: list[int] = []
-        self.sentence_index: list[int] = []
+        self.token_ids: List[int] = []
+        self.label_ids: List[int] = []
+        self.word_index: List[int] = []
+        self.lengths: List[int] = []
+        self.sentence_index: List[int] = []
 
     def read_file(self, path: Path) -> int:
         """Parse one CSV shard, appending its examples; returns how many it held."""
@@ -173,7 +173,7 @@ class _CsvRows:
             self._add_row(path, reader.line_num, row, column, has_word_index)
         return len(self.lengths) - first_example
 
-    def _add_row(self, path: Path, line: int, row: list[str], column: dict[str, int], has_word_index: bool) -> None:
+    def _add_row(self, path: Path, line: int, row: List[str], column: Dict[str, int], has_word_index: bool) -> None:
         if len(row) != len(column):
             raise DataFileError(path, line, f"expected {len(column)} columns, found {len(row)}")
         tokens = row[column["tokens"]].split(" ")
@@ -212,13 +212,13 @@ class _CsvRows:
         self.lengths.append(len(tokens))
         self.sentence_index.append(sentence_index)
 
-    def to_features(self, include_special_labels_in_loss: bool) -> dict[str, np.ndarray]:
+    def to_features(self, include_special_labels_in_loss: bool) -> Dict[str, np.ndarray]:
         """Scatter the flat id lists into ``[examples, max_sequence_length]`` int32 arrays."""
         lengths = np.asarray(self.lengths, dtype=np.int32)
         shape = (len(lengths), self.max_sequence_length)
         is_real = np.arange(self.max_sequence_length, dtype=np.int32)[None, :] < lengths[:, None]
 
-        def padded(flat: list[int], pad_value: int) -> np.ndarray:
+        def padded(flat: List[int], pad_value: int) -> np.ndarray:
             values = np.full(shape, pad_value, dtype=np.int32)
             values[is_real] = np.asarray(flat, dtype=np.int32)
             return values
@@ -241,7 +241,7 @@ class _CsvRows:
         }
 
 
-def _word_index_from_labels(labels: list[str]) -> list[int]:
+def _word_index_from_labels(labels: List[str]) -> List[int]:
     """Word indices for a CSV without that column: a new word starts at every label but X/[CLS]/[SEP]."""
     word_index = []
     current = NO_WORD
@@ -321,7 +321,7 @@ class ShardedBatchSampler(Sampler):
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
 
-def numpy_to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+def numpy_to_torch(batch: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
     """Batch collation: the dataset already returns whole batches, so only wrap them as tensors (no copy)."""
     return {name: torch.from_numpy(values) for name, values in batch.items()}
 
@@ -333,7 +333,7 @@ def build_dataloader(
     epoch: int = 0,
     *,
     pin_memory: bool = False,
-    dataset: NerCsvDataset | None = None,
+    dataset: Optional[NerCsvDataset] = None,
 ) -> DataLoader:
     """The batches of ``params.data_dir`` for one rank; workers each serve whole batches in turn.
 

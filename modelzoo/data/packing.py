@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-Strategy = list[tuple[tuple[int, ...], int]]
+Strategy = List[Tuple[Tuple[int, ...], int]]
 """``[(lengths of the sequences in one pack, how many such packs), ...]``."""
 
 Algorithm = Literal["spfhp", "lpfhp"]
@@ -48,7 +47,7 @@ TOKEN_PAD_VALUES = {"input_ids": 0, "labels": 0, "loss_mask": 0, "word_index": -
 """Value that fills the padding of each per-token feature of packed token classification."""
 
 
-def histogram(lengths: Sequence[int] | np.ndarray, max_sequence_length: int) -> np.ndarray:
+def histogram(lengths: Union[Sequence[int], np.ndarray], max_sequence_length: int) -> np.ndarray:
     """``counts[n]`` = how many sequences have length ``n``, for n in 0..max_sequence_length.
 
     Indexed by the length itself (``counts[0]`` is always 0), so no off-by-one between lengths and
@@ -100,11 +99,11 @@ def _histogram_pack(
         raise ValueError(f"max_sequences_per_pack must be at least 1, got {max_sequences_per_pack}")
     if len(counts) != max_sequence_length + 1:
         raise ValueError(f"histogram has {len(counts)} bins, expected max_sequence_length + 1 = {max_sequence_length + 1}")
-    open_packs: list[list[tuple[tuple[int, ...], int]]] = [[] for _ in range(max_sequence_length)]
+    open_packs: List[List[Tuple[Tuple[int, ...], int]]] = [[] for _ in range(max_sequence_length)]
     has_open = np.zeros(max_sequence_length, dtype=bool)
     closed: Strategy = []
 
-    def place(lengths: tuple[int, ...], count: int, room: int) -> None:
+    def place(lengths: Tuple[int, ...], count: int, room: int) -> None:
         if room == 0 or len(lengths) == max_sequences_per_pack:
             closed.append((lengths, count))
         else:
@@ -190,11 +189,11 @@ class PackingStats:
 
 
 def plan_packing(
-    lengths: Sequence[int] | np.ndarray,
+    lengths: Union[Sequence[int], np.ndarray],
     max_sequence_length: int,
     max_sequences_per_pack: int,
     algorithm: Algorithm,
-) -> tuple[Strategy, PackingStats]:
+) -> Tuple[Strategy, PackingStats]:
     """Histogram + strategy for ``lengths``, timed; the usual entry point."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown packing algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})")
@@ -213,11 +212,11 @@ def plan_packing(
 
 
 def plan_classification_packing(
-    lengths: Sequence[int] | np.ndarray,
+    lengths: Union[Sequence[int], np.ndarray],
     max_sequence_length: int,
     max_sequences_per_pack: int,
     algorithm: Algorithm,
-) -> tuple[Strategy, PackingStats]:
+) -> Tuple[Strategy, PackingStats]:
     """:func:`plan_packing` for the packed-classifier layout, where every [CLS] moves to the row's end.
 
     A pack of k sequences needs sum(length - 1) body positions plus the S = max_sequences_per_pack
@@ -240,10 +239,10 @@ def plan_classification_packing(
 
 
 def assign_sequences(
-    lengths: Sequence[int] | np.ndarray,
+    lengths: Union[Sequence[int], np.ndarray],
     strategy: Strategy,
     max_sequences_per_pack: int,
-    seed: int | None = None,
+    seed: Optional[int] = None,
 ) -> np.ndarray:
     """Deal concrete sequences into the packs of ``strategy``: ``[num_packs, max_sequences_per_pack]``.
 
@@ -283,10 +282,10 @@ def assign_sequences(
 
 
 def pack_classification_examples(
-    examples: Sequence[Mapping[str, np.ndarray | int]],
+    examples: Sequence[Mapping[str, Union[np.ndarray, int]]],
     pack_indices: np.ndarray,
     max_sequence_length: int,
-) -> dict[str, np.ndarray]:
+) -> Dict[str, np.ndarray]:
     """Packed sequence-classification features (the Graphcore packed-BERT layout), int32.
 
     ``examples[i]`` holds ``input_ids`` and ``token_type_ids`` (unpadded, starting with [CLS]) and a
@@ -333,10 +332,10 @@ def pack_classification_examples(
 
 
 def pack_token_examples(
-    examples: Sequence[Mapping[str, np.ndarray | int]],
+    examples: Sequence[Mapping[str, Union[np.ndarray, int]]],
     pack_indices: np.ndarray,
     max_sequence_length: int,
-) -> dict[str, np.ndarray]:
+) -> Dict[str, np.ndarray]:
     """Packed token-classification features, int32: sequences concatenated, [CLS] kept in place.
 
     ``examples[i]`` holds unpadded int arrays ``input_ids``, ``labels``, ``loss_mask``,

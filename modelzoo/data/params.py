@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import param
@@ -14,8 +14,8 @@ class InputParams:
     """Where a split's CSV folder is and how it is batched; built with ``schema.build(InputParams, d, name)``."""
 
     data_dir: str = param(required=True, doc="split folder written by write_csv_ner.py (holds meta.dat)")
-    vocab_file: str | None = param(None, "WordPiece vocab.txt that maps the CSV's pieces to ids (needed)")
-    label_vocab_file: str | None = param(None, "label -> id JSON; null means data_dir/label2id.json")
+    vocab_file: Optional[str] = param(None, "WordPiece vocab.txt that maps the CSV's pieces to ids (needed)")
+    label_vocab_file: Optional[str] = param(None, "label -> id JSON; null means data_dir/label2id.json")
     max_sequence_length: int = param(128, "tokens per example after padding; must hold the folder's longest")
     batch_size: int = param(32, "rows per batch (per rank with several ranks); a packed row holds several sequences")
     shuffle: bool = param(True, "reshuffle the examples every epoch (set false to keep file order)")

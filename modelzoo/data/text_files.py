@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Union
 
 from modelzoo.common.errors import DataFileError
 
 
-def read_utf8_text(path: str | Path, what: str = "file") -> str:
+def read_utf8_text(path: Union[str, Path], what: str = "file") -> str:
     """The file's text (a leading byte-order mark dropped); DataFileError if missing or not UTF-8."""
     path = Path(path)
     if not path.is_file():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Dict, List, Set, Union
 
 from modelzoo.common.errors import DataFileError
 from modelzoo.data.labels import FRAME_LABELS, PAD_LABEL
@@ -21,7 +22,7 @@ SEP_TOKEN = "[SEP]"
 REQUIRED_VOCAB_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN)
 
 
-def read_vocab(vocab_file: str | Path) -> dict[str, int]:
+def read_vocab(vocab_file: Union[str, Path]) -> Dict[str, int]:
     """Token -> id from a ``vocab.txt`` (one token a line, id = 0-based line number).
 
     Trailing whitespace is dropped and a repeated token keeps its last id, exactly as the
@@ -36,7 +37,7 @@ def read_vocab(vocab_file: str | Path) -> dict[str, int]:
     return vocab
 
 
-def read_label_vocab(label_vocab_file: str | Path) -> dict[str, int]:
+def read_label_vocab(label_vocab_file: Union[str, Path]) -> Dict[str, int]:
     """Label -> id from ``label2id.json``, checked for ``[PAD]`` = 0, the special labels and dense ids."""
     path = Path(label_vocab_file)
     try:
@@ -57,13 +58,13 @@ def read_label_vocab(label_vocab_file: str | Path) -> dict[str, int]:
     return label2id
 
 
-def build_label_vocab(data_labels: set[str] | list[str]) -> dict[str, int]:
+def build_label_vocab(data_labels: Union[Set[str], List[str]]) -> Dict[str, int]:
     """``[PAD]``, the sorted data labels, ``X``, ``[CLS]``, ``[SEP]`` -> ids 0..n-1."""
     ordered = [PAD_LABEL, *sorted(set(data_labels)), *FRAME_LABELS]
     return {label: index for index, label in enumerate(ordered)}
 
 
-def is_uncased_vocab(vocab: dict[str, int]) -> bool:
+def is_uncased_vocab(vocab: Dict[str, int]) -> bool:
     """True when no token outside ``[...]`` has an upper-case letter: such a vocab wants lower-cased input.
 
     The params file does not say how the CSV was written; the vocab does (BERT's uncased vocabs hold

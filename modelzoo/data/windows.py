@@ -11,9 +11,10 @@ it fill the remainder of its last window.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import List
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PieceSpan:
     """Pieces ``[start, stop)`` of word ``word``: the part of that word one window holds."""
 
@@ -27,7 +28,7 @@ class PieceSpan:
         return self.start == 0
 
 
-def sentence_windows(piece_counts: list[int], capacity: int) -> list[list[PieceSpan]]:
+def sentence_windows(piece_counts: List[int], capacity: int) -> List[List[PieceSpan]]:
     """The windows of one sentence, in order, each at most ``capacity`` pieces; every piece once.
 
     ``piece_counts[i]`` is the number of pieces of word ``i`` (at least 1). An empty sentence has
@@ -35,8 +36,8 @@ def sentence_windows(piece_counts: list[int], capacity: int) -> list[list[PieceS
     """
     if capacity < 1:
         raise ValueError(f"a window must hold at least one word piece, got capacity {capacity}")
-    windows: list[list[PieceSpan]] = []
-    current: list[PieceSpan] = []
+    windows: List[List[PieceSpan]] = []
+    current: List[PieceSpan] = []
     used = 0
     for word, count in enumerate(piece_counts):
         if count < 1:
@@ -55,6 +56,6 @@ def sentence_windows(piece_counts: list[int], capacity: int) -> list[list[PieceS
     return windows
 
 
-def count_split_words(piece_counts: list[int], capacity: int) -> int:
+def count_split_words(piece_counts: List[int], capacity: int) -> int:
     """How many words :func:`sentence_windows` spreads over more than one window."""
     return sum(count > capacity for count in piece_counts)

@@ -7,8 +7,10 @@ another; so both build this class from the same ``vocab.txt``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List, Union
 
 from modelzoo.common.errors import DataFileError
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.vocab import UNK_TOKEN, read_vocab
 
 
@@ -19,7 +21,7 @@ class WordPieceTokenizer:
     (BERT pre-tokenizes every word on its own) and is what keeps conversion to a second or two.
     """
 
-    def __init__(self, vocab_file: str | Path, do_lower_case: bool):
+    def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool):
         from transformers import BertTokenizerFast  # imported here: it takes ~2 s and only writing needs it
 
         vocab = read_vocab(vocab_file)
@@ -30,9 +32,9 @@ class WordPieceTokenizer:
             raise DataFileError(
                 vocab_file, None, f"the tokenizer holds {self.tokenizer.vocab_size} tokens but the file {len(vocab)}"
             )
-        self.pieces_of_word: dict[str, list[str]] = {}
+        self.pieces_of_word: Dict[str, List[str]] = {}
 
-    def pieces_of_sentences(self, sentences: list[list[str]]) -> list[list[list[str]]]:
+    def pieces_of_sentences(self, sentences: List[List[str]]) -> List[List[List[str]]]:
         """The WordPiece pieces of each word of each sentence; a word that normalizes to nothing
         (e.g. U+200B) is ``[UNK]``. The new words go to the Rust tokenizer as one pre-split
         sequence, and ``word_ids`` says which word each piece came from: one call, where a batch of
@@ -40,9 +42,9 @@ class WordPieceTokenizer:
         new_words = list({word: None for words in sentences for word in words if word not in self.pieces_of_word})
         if new_words:
             encoding = self.tokenizer.backend_tokenizer.encode(new_words, is_pretokenized=True, add_special_tokens=False)
-            pieces: list[list[str]] = [[] for _ in new_words]
-            for token, word in zip(encoding.tokens, encoding.word_ids, strict=True):
+            pieces: List[List[str]] = [[] for _ in new_words]
+            for token, word in zip_strict(encoding.tokens, encoding.word_ids):
                 pieces[word].append(token)
-            for word, word_pieces in zip(new_words, pieces, strict=True):
+            for word, word_pieces in zip_strict(new_words, pieces):
                 self.pieces_of_word[word] = word_pieces or [UNK_TOKEN]
         return [[self.pieces_of_word[word] for word in words] for words in sentences]

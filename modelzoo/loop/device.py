@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -16,7 +17,7 @@ class DeviceSetup:
     precision: str = "float32"
 
     @property
-    def autocast_dtype(self) -> torch.dtype | None:
+    def autocast_dtype(self) -> Optional[torch.dtype]:
         return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]
 
     def autocast(self):
@@ -35,6 +36,6 @@ class DeviceSetup:
             return torch.cuda.amp.GradScaler(enabled=enabled)
         return torch.amp.GradScaler(self.device.type, enabled=enabled)
 
-    def to_device(self, batch: dict[str, torch.Tensor], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    def to_device(self, batch: Dict[str, torch.Tensor], keys: Tuple[str, ...]) -> Dict[str, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
         return {key: batch[key].to(self.device, non_blocking=non_blocking) for key in keys if key in batch}

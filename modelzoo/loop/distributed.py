@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import List
 
 import torch
 import torch.distributed as dist
@@ -35,11 +36,11 @@ class DistContext:
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total
 
-    def gather_objects(self, value: object) -> list[object]:
+    def gather_objects(self, value: object) -> List[object]:
         """Every rank's ``value`` on every rank, in rank order."""
         if not self.distributed:
             return [value]
-        gathered: list[object] = [None] * self.world_size
+        gathered: List[object] = [None] * self.world_size
         dist.all_gather_object(gathered, value)
         return gathered
 

@@ -7,9 +7,9 @@ The report is a printed table, JSON in ``model_dir/eval/`` and TensorBoard scala
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
@@ -25,8 +25,8 @@ _CPU = torch.device("cpu")
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, task: Task, setup, context: DistContext, model_dir: Path, step: int, eval_steps: int | None = None
-) -> dict | None:
+    model: nn.Module, task: Task, setup, context: DistContext, model_dir: Path, step: int, eval_steps: Optional[int] = None
+) -> Optional[dict]:
     """Scores of ``model`` on eval_input (on rank 0; None on other ranks).
 
     The model skips the padding (``skip_padding``): evaluation runs eagerly (the trainer's
@@ -36,7 +36,7 @@ def evaluate(
     loader = task.dataloader("eval_input", context)
     model.eval()
 
-    def outputs() -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
+    def outputs() -> Iterator[Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         for batch in loader:
             with setup.autocast():
                 output = model(**setup.to_device(batch, task.model_input_keys), skip_padding=True)
@@ -46,14 +46,14 @@ def evaluate(
 
 
 def score_outputs(
-    outputs: Iterable[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]],
+    outputs: Iterable[Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]],
     task: Task,
     context: DistContext,
     model_dir: Path,
     step: int,
-    eval_steps: int | None = None,
+    eval_steps: Optional[int] = None,
     device: torch.device = _CPU,
-) -> dict | None:
+) -> Optional[dict]:
     """Score ``(batch, logits, mean loss)`` of each eval_input batch, however an executor ran them.
 
     Shared by the torch and IPU executors so that both report the same figures the same way: the

@@ -10,7 +10,7 @@ packed predictions are mapped back through the metadata the readers put in every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Dict, List, Optional, Protocol, Tuple
 
 import numpy as np
 import torch
@@ -33,14 +33,14 @@ from modelzoo.params.params import Params
 
 
 class PredictionCollector(Protocol):
-    def add(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> None: ...
+    def add(self, batch: Dict[str, torch.Tensor], logits: torch.Tensor) -> None: ...
 
-    def finish(self, context: DistContext) -> dict | None:
+    def finish(self, context: DistContext) -> Optional[dict]:
         """Scores on rank 0 (None elsewhere), from the predictions of every rank."""
 
 
 class Task(Protocol):
-    model_input_keys: tuple[str, ...]
+    model_input_keys: Tuple[str, ...]
 
     def build_model(self) -> nn.Module: ...
 
@@ -49,19 +49,19 @@ class Task(Protocol):
 
     def dataloader(self, section: str, context: DistContext, epoch: int = 0): ...
 
-    def count_sequences(self, batch: dict[str, torch.Tensor]) -> int:
+    def count_sequences(self, batch: Dict[str, torch.Tensor]) -> int:
         """Real sequences in a batch (a packed row holds several): throughput is never counted in packs."""
 
     def collector(self, complete: bool = True) -> PredictionCollector:
         """``complete``: the whole eval split will be seen, so check every raw word is scored."""
 
 
-def count_real_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def count_real_tokens(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
     """Non-padding tokens of a batch (packed or not): what throughput is reported in."""
     return (batch["attention_mask"] != 0).sum()
 
 
-def count_loss_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def count_loss_positions(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
     """Positions the loss averages over: labels that are not -100, where the loss mask (if any) is set."""
     counted = batch["labels"] != -100
     if "loss_mask" in batch:
@@ -69,7 +69,7 @@ def count_loss_positions(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return counted.sum()
 
 
-def check_num_classes(section: str, label2id: dict[str, int], params: Params) -> None:
+def check_num_classes(section: str, label2id: Dict[str, int], params: Params) -> None:
     """A head whose width differs from the data's labels would train, wrongly; stop before."""
     if len(label2id) != params.model.num_classes:
         raise ParamsError(
@@ -77,7 +77,7 @@ def check_num_classes(section: str, label2id: dict[str, int], params: Params) ->
         )
 
 
-def token_sentence_index(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def token_sentence_index(batch: Dict[str, torch.Tensor]) -> torch.Tensor:
     """The raw sentence of every token, ``[batch, seq]``, for padded rows and packs alike.
 
     A padded row has one ``sentence_index``; a pack has one per slot (``[batch, S]``) and its token
@@ -91,7 +91,7 @@ def token_sentence_index(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return sentence_index.gather(1, slot)
 
 
-def gather_parts(parts: dict[str, list[np.ndarray]], context: DistContext) -> dict[str, np.ndarray] | None:
+def gather_parts(parts: Dict[str, List[np.ndarray]], context: DistContext) -> Optional[Dict[str, np.ndarray]]:
     """Every rank's collected arrays, concatenated per key in rank order, on rank 0 (None elsewhere)."""
     local = {key: np.concatenate(arrays) if arrays else None for key, arrays in parts.items()}
     gathered = context.gather_objects(local)
@@ -111,17 +111,17 @@ class NerCollector:
     scoring path (:func:`first_piece_words`, then :func:`score_words`).
     """
 
-    id_to_label: list[str]
-    words_per_sentence: list[int] | None
-    parts: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _NER_KEEP})
+    id_to_label: List[str]
+    words_per_sentence: Optional[List[int]]
+    parts: Dict[str, List[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _NER_KEEP})
 
-    def add(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> None:
+    def add(self, batch: Dict[str, torch.Tensor], logits: torch.Tensor) -> None:
         self.parts["predictions"].append(logits.argmax(-1).to(torch.int32).cpu().numpy())
         self.parts["sentence_index"].append(token_sentence_index(batch).cpu().numpy())
         for key in ("labels", "word_index"):
             self.parts[key].append(batch[key].cpu().numpy())
 
-    def finish(self, context: DistContext) -> dict | None:
+    def finish(self, context: DistContext) -> Optional[dict]:
         merged = gather_parts(self.parts, context)
         if merged is None:
             return None
@@ -147,17 +147,17 @@ class AccuracyCollector:
     sequence was scored exactly once, through the ``sequence_index`` the reader puts in each batch.
     """
 
-    num_sequences: int | None
-    parts: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _ACCURACY_KEEP})
+    num_sequences: Optional[int]
+    parts: Dict[str, List[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _ACCURACY_KEEP})
 
-    def add(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> None:
+    def add(self, batch: Dict[str, torch.Tensor], logits: torch.Tensor) -> None:
         labels = batch["labels"].flatten().cpu()
         real = labels != IGNORE_LABEL
         self.parts["predictions"].append(logits.argmax(-1).cpu()[real].numpy())
         self.parts["labels"].append(labels[real].numpy())
         self.parts["sequence_index"].append(batch["sequence_index"].flatten().cpu()[real].numpy())
 
-    def finish(self, context: DistContext) -> dict | None:
+    def finish(self, context: DistContext) -> Optional[dict]:
         merged = gather_parts(self.parts, context)
         if merged is None:
             return None
@@ -220,7 +220,7 @@ class TokenClassificationTask(_SplitCache):
             self.input_params(section), context.rank, context.world_size, epoch, dataset=self.dataset(section)
         )
 
-    def count_sequences(self, batch: dict[str, torch.Tensor]) -> int:
+    def count_sequences(self, batch: Dict[str, torch.Tensor]) -> int:
         """Examples in the batch: one per padded row, one per filled slot of a pack."""
         sentence_index = batch["sentence_index"]
         return int((sentence_index >= 0).sum()) if sentence_index.dim() == 2 else len(sentence_index)
@@ -265,7 +265,7 @@ class SequenceClassificationTask(_SplitCache):
             dataset=self.dataset(section),
         )
 
-    def count_sequences(self, batch: dict[str, torch.Tensor]) -> int:
+    def count_sequences(self, batch: Dict[str, torch.Tensor]) -> int:
         return int((batch["labels"] != IGNORE_LABEL).sum())
 
     def collector(self, complete: bool = True) -> AccuracyCollector:

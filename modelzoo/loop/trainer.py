@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Iterator, List, Optional, Protocol, Tuple
 
 import torch
 from torch import nn
@@ -51,7 +50,7 @@ class NonFiniteLossError(UserError):
 class TrainingInterrupted(RuntimeError):
     """Ctrl-C or SIGTERM: a checkpoint was saved at the step reached."""
 
-    def __init__(self, signal_number: int, step: int, path: Path | None) -> None:
+    def __init__(self, signal_number: int, step: int, path: Optional[Path]) -> None:
         self.exit_code = 128 + signal_number
         where = f"checkpoint saved to {path}" if path else "no checkpoint (not rank 0)"
         super().__init__(f"interrupted by {signal.Signals(signal_number).name} at step {step}; {where}")
@@ -61,7 +60,7 @@ class SignalFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks between steps (handlers restored on exit)."""
 
     def __init__(self) -> None:
-        self.received: int | None = None
+        self.received: Optional[int] = None
         self._previous = {}
 
     def __enter__(self) -> SignalFlag:
@@ -136,7 +135,7 @@ class Trainer:
             "params": self.params.to_dict(),
         }
 
-    def resume_from_latest(self) -> Path | None:
+    def resume_from_latest(self) -> Optional[Path]:
         """Continue from the newest checkpoint in model_dir, if any (the automatic restart)."""
         path = latest_checkpoint(self.model_dir)
         if path is not None:
@@ -156,7 +155,7 @@ class Trainer:
         self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
         restore_rng_states(state["rng"])
 
-    def start_from(self, path: Path, states: str | None, strict: bool) -> None:
+    def start_from(self, path: Path, states: Optional[str], strict: bool) -> None:
         """Fine-tuning start: weights only ('model'), or the whole training state of a run.py checkpoint."""
         if states == "model":
             for line in load_model_weights(self.model, path, strict):
@@ -165,7 +164,7 @@ class Trainer:
             self.load_state(path)
             self.context.say(f"restored the full training state of {path} (step {self.step})")
 
-    def save(self) -> Path | None:
+    def save(self) -> Optional[Path]:
         self.train_step.sync_to_host()
         if not self.context.is_main:
             return None
@@ -185,7 +184,7 @@ class Trainer:
             yield from self.train_step.epoch_calls(self.epoch, self.batches_done)
             self.epoch, self.batches_done = self.epoch + 1, 0
 
-    def train(self, on_step: Callable[[int], bool] | None = None) -> list[float]:
+    def train(self, on_step: Optional[Callable[[int], bool]] = None) -> List[float]:
         """Train to the configured length; returns the loss of every call run here.
 
         ``on_step(step)`` is called after each call (train_and_eval evaluates from it); a true
@@ -196,7 +195,7 @@ class Trainer:
             length = f"the run ({self.run.num_epochs} epochs of {self.train_step.steps_per_epoch()} steps)"
             check_schedule_covers(self.params.optimizer.schedule, total, length)
         per_call = self.train_step.steps_per_call
-        losses: list[float] = []
+        losses: List[float] = []
         meter = Throughput()
         progress = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not self.context.is_main)
         # The bar is closed however the loop ends, so an error message starts on a line of its own.
@@ -254,7 +253,7 @@ class Trainer:
             self.writer.close()
 
 
-def crossed(every: int | None, step: int, steps_per_call: int) -> bool:
+def crossed(every: Optional[int], step: int, steps_per_call: int) -> bool:
     """Whether the call that ended at ``step`` passed a multiple of ``every`` (0 or None: never)."""
     return bool(every) and step // every > (step - steps_per_call) // every
 
@@ -269,7 +268,7 @@ class Throughput:
         self.samples += samples
         self.tokens += tokens
 
-    def rates(self) -> tuple[float, float]:
+    def rates(self) -> Tuple[float, float]:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         rates = self.samples / elapsed, self.tokens / elapsed
         self.start, self.samples, self.tokens = time.perf_counter(), 0, 0

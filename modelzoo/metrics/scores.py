@@ -18,11 +18,12 @@ What is computed, exactly:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.labels import LabelVocab
 from modelzoo.metrics.entities import count_entities
 from modelzoo.metrics.words import WordLabels, first_piece_words, flatten_examples
@@ -52,9 +53,9 @@ class NERScores:
     """Everything one evaluation reports; ``to_dict`` is JSON-serialisable."""
 
     overall: Score
-    per_type: dict[str, Score]
+    per_type: Dict[str, Score]
     token_macro_f1: float
-    token_f1_per_label: dict[str, float]
+    token_f1_per_label: Dict[str, float]
     num_sentences: int
     num_words: int
 
@@ -103,7 +104,7 @@ def score_words(words: WordLabels, id_to_label: Sequence[str]) -> NERScores:
     )
 
 
-def _token_f1_per_label(gold: np.ndarray, pred: np.ndarray, vocab: LabelVocab) -> dict[str, float]:
+def _token_f1_per_label(gold: np.ndarray, pred: np.ndarray, vocab: LabelVocab) -> Dict[str, float]:
     """One-vs-rest F1 of every B/I label over word positions."""
     num_labels = len(vocab.labels)
     gold_count = np.bincount(gold, minlength=num_labels)
@@ -121,7 +122,7 @@ def evaluate_examples(
     sentence_index: np.ndarray,
     labels: np.ndarray,
     id_to_label: Sequence[str],
-    words_per_sentence: Sequence[int] | None = None,
+    words_per_sentence: Optional[Sequence[int]] = None,
 ) -> NERScores:
     """Scores of padded examples: predicted ids, word index and gold ids ``[n, seq]``, sentence index ``[n]``."""
     flat = flatten_examples(word_index, sentence_index, labels, predictions)
@@ -134,7 +135,7 @@ def word_tags(
     sentence_index: np.ndarray,
     labels: np.ndarray,
     id_to_label: Sequence[str],
-) -> tuple[list[list[str]], list[list[str]]]:
+) -> Tuple[List[List[str]], List[List[str]]]:
     """Per sentence (in sentence-index order), the gold and predicted tags of every word.
 
     Each word takes the prediction at its first piece; a special label predicted there becomes O,
@@ -148,7 +149,7 @@ def word_tags(
 def score_tags(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]) -> NERScores:
     """Scores of tag-string sentences (seqeval's input); the token macro F1 averages the B/I labels seen."""
     if len(gold_tags) != len(pred_tags) or any(
-        len(g) != len(p) for g, p in zip(gold_tags, pred_tags, strict=True)
+        len(g) != len(p) for g, p in zip_strict(gold_tags, pred_tags)
     ):
         raise ValueError("gold and predicted tags must have the same sentences and sentence lengths")
     id_to_label = sorted({tag for sentence in (*gold_tags, *pred_tags) for tag in sentence})

@@ -10,8 +10,8 @@ Every word of every sentence must be found; a missing word is an error, never a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,14 +36,14 @@ class WordLabels:
         starts[self.offsets[:-1]] = True
         return starts
 
-    def tags(self, tag_by_id: np.ndarray, ids: np.ndarray) -> list[list[str]]:
+    def tags(self, tag_by_id: np.ndarray, ids: np.ndarray) -> List[List[str]]:
         """``ids`` (``self.gold`` or ``self.pred``) as one list of tag strings per sentence."""
         return [chunk.tolist() for chunk in np.split(tag_by_id[ids], self.offsets[1:-1])]
 
 
 def flatten_examples(
     word_index: np.ndarray, sentence_index: np.ndarray, labels: np.ndarray, predictions: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Padded examples ``[n, seq]`` (``sentence_index`` is ``[n]``) as flat per-token arrays.
 
     Returns (sentence index, word index, gold id, predicted id) per token, ready for
@@ -64,7 +64,7 @@ def first_piece_words(
     word_index: np.ndarray,
     gold_ids: np.ndarray,
     pred_ids: np.ndarray,
-    words_per_sentence: Sequence[int] | None = None,
+    words_per_sentence: Optional[Sequence[int]] = None,
 ) -> WordLabels:
     """Word-level gold and predicted ids from flat per-token arrays, at each word's first piece.
 

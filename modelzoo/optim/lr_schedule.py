@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Dict, List, Optional, Tuple
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -53,7 +53,7 @@ class Phase:
     scheduler: str
     initial: float
     end: float
-    total_iters: int | None
+    total_iters: Optional[int]
 
     def value(self, step: int) -> float:
         """The rate ``step`` steps into this phase (held at ``end`` once the phase is over)."""
@@ -65,7 +65,7 @@ class Phase:
         return self.end + (self.initial - self.end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def parse_learning_rate(value: Any, where: str = "optimizer.learning_rate") -> tuple[Phase, ...]:
+def parse_learning_rate(value: Any, where: str = "optimizer.learning_rate") -> Tuple[Phase, ...]:
     """Validate the YAML value and return its phases; problems raise ParamsError naming ``where``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (Phase("Constant", float(value), float(value), None),)
@@ -78,7 +78,7 @@ def parse_learning_rate(value: Any, where: str = "optimizer.learning_rate") -> t
     return phases
 
 
-def check_schedule_covers(phases: tuple[Phase, ...], total_steps: int, length_name: str) -> None:
+def check_schedule_covers(phases: Tuple[Phase, ...], total_steps: int, length_name: str) -> None:
     """Raise ParamsError unless the phases span exactly the run's ``total_steps`` optimizer steps.
 
     A schedule shorter than the run would hold its last rate (often 0) for the rest; a longer one
@@ -141,7 +141,7 @@ def _parse_phase(entry: Any, where: str) -> Phase:
     return Phase(name, rates["initial_learning_rate"], rates["end_learning_rate"], total_iters)
 
 
-def learning_rate_at(phases: tuple[Phase, ...], step: int) -> float:
+def learning_rate_at(phases: Tuple[Phase, ...], step: int) -> float:
     """The rate for the update after ``step`` optimizer steps."""
     start = 0
     for phase in phases[:-1]:
@@ -160,17 +160,17 @@ class PiecewiseLR(LRScheduler):
     optimizer, so a resumed run continues the same sequence.
     """
 
-    def __init__(self, optimizer: Optimizer, phases: tuple[Phase, ...], last_epoch: int = -1) -> None:
+    def __init__(self, optimizer: Optimizer, phases: Tuple[Phase, ...], last_epoch: int = -1) -> None:
         self.phases = phases
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> List[float]:
         return [learning_rate_at(self.phases, self.last_epoch)] * len(self.optimizer.param_groups)
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> Dict[str, Any]:
         return {key: value for key, value in super().state_dict().items() if key != "phases"}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         rate = learning_rate_at(self.phases, self.last_epoch)
         for group in self.optimizer.param_groups:

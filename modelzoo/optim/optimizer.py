@@ -8,7 +8,7 @@ between the Hugging Face and Cerebras checkpoint layouts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 NO_DECAY_MODULES = (nn.LayerNorm,)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float) -> List[dict]:
     """Two groups of the trainable parameters: ``weight_decay`` for weights, 0.0 for biases and norms.
 
     Both groups are always present (possibly empty), so the optimizer's state-dict layout does not

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import nearest_key, param
@@ -17,14 +17,16 @@ class OptimizerParams:
     """The ``optimizer:`` section: which optimizer, its hyper-parameters and the learning-rate schedule."""
 
     optimizer_type: str = param("adamw", "adamw, adam or sgd (case-insensitive: Cerebras' AdamW reads too)")
-    learning_rate: float | list[dict[str, Any]] = param(
+    learning_rate: Union[float, List[Dict[str, Any]]] = param(
         5.0e-5, "a number, or a list of schedules run in turn (see 'Learning-rate schedules' below)"
     )
     weight_decay: float = param(0.01, "decay of weights; biases and LayerNorm parameters never decay")
-    betas: list[float] = param([0.9, 0.999], "Adam/AdamW moment decay rates [beta1, beta2]")
+    betas: List[float] = param([0.9, 0.999], "Adam/AdamW moment decay rates [beta1, beta2]")
     eps: float = param(1.0e-6, "Adam/AdamW epsilon (BERT's 1e-6; Cerebras configs spell it epsilon)")
     momentum: float = param(0.0, "SGD momentum")
-    max_gradient_norm: float | None = param(None, "clip the global gradient norm to this; null: no clipping")
+    max_gradient_norm: Optional[float] = param(
+        None, "clip the global gradient norm to this; null: no clipping"
+    )
 
     def __post_init__(self) -> None:
         kind = self.optimizer_type.lower()
@@ -45,6 +47,6 @@ class OptimizerParams:
         parse_learning_rate(self.learning_rate)
 
     @property
-    def schedule(self) -> tuple[Phase, ...]:
+    def schedule(self) -> Tuple[Phase, ...]:
         """The learning-rate phases (a constant rate is one Constant phase)."""
         return parse_learning_rate(self.learning_rate)

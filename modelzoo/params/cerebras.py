@@ -16,9 +16,8 @@ The table (:data:`CEREBRAS_KEYS`) is also the "Cerebras keys" part of docs/PARAM
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from modelzoo.bert.config import CEREBRAS_CONFIG_NAMES, CEREBRAS_LAYER_NORM_EPSILON
 from modelzoo.common.errors import ParamsError
@@ -41,7 +40,7 @@ OTHER_PROCESSORS = {
     "BertQADataProcessor": "question answering",
 }
 
-Converter = Callable[[Any, str], dict[str, Any]]
+Converter = Callable[[Any, str], Dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -55,12 +54,12 @@ class CerebrasKey:
     ones (when given) pass.
     """
 
-    sections: tuple[str, ...]
+    sections: Tuple[str, ...]
     key: str
     target: str
     why: str
-    convert: Converter | None = None
-    allowed: tuple[Any, ...] | None = None
+    convert: Optional[Converter] = None
+    allowed: Optional[Tuple[Any, ...]] = None
 
     @property
     def no_effect(self) -> bool:
@@ -71,7 +70,7 @@ def _to(dotted: str, transform: Callable[[Any], Any] = lambda value: value) -> C
     return lambda value, where: {dotted: transform(value)}
 
 
-def _task(value: Any, where: str) -> dict[str, Any]:
+def _task(value: Any, where: str) -> Dict[str, Any]:
     if value in TASKS:
         head = TASKS[value]
         return {"model.head": head, **({"model.use_pooler": True} if head == "sequence_classification" else {})}
@@ -80,19 +79,19 @@ def _task(value: Any, where: str) -> dict[str, Any]:
     raise ParamsError(f"{where}: {value}{kind} is not a model this zoo has; supported: {supported}")
 
 
-def _precision(value: Any, where: str) -> dict[str, Any]:
+def _precision(value: Any, where: str) -> Dict[str, Any]:
     if not isinstance(value, bool):
         raise ParamsError(f"{where}: expected true or false, got {value!r}")
     return {"runconfig.precision": "bfloat16" if value else "float32"}
 
 
-def _loss_scaling(value: Any, where: str) -> dict[str, Any]:
+def _loss_scaling(value: Any, where: str) -> Dict[str, Any]:
     if value == "dynamic" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1):
         return {}
     raise ParamsError(f"{where}: {value!r} is not supported here (only 'dynamic', or 1.0 for none)")
 
 
-def _padding_in_loss(value: Any, where: str) -> dict[str, Any]:
+def _padding_in_loss(value: Any, where: str) -> Dict[str, Any]:
     if not isinstance(value, bool):
         raise ParamsError(f"{where}: expected true or false, got {value!r}")
     return {f"{section}.include_special_labels_in_loss": True for section in INPUT_SECTIONS}
@@ -103,7 +102,7 @@ _LOSS_POSITIONS = (
     "with true Cerebras also counts the padding, which never counts here"
 )
 
-CEREBRAS_KEYS: tuple[CerebrasKey, ...] = (
+CEREBRAS_KEYS: Tuple[CerebrasKey, ...] = (
     CerebrasKey(INPUT_SECTIONS, "data_processor", "model.head (and model.use_pooler)",
                 "the processor names the task: BertTokenClassifierDataProcessor -> token_classification; "
                 "SST2DataProcessor, MNLIDataProcessor -> sequence_classification", _task),
@@ -176,11 +175,11 @@ CEREBRAS_DEFAULTS = {
 class CerebrasReport:
     """What :func:`translate` did, for the log and for the params file written to model_dir."""
 
-    mapped: list[str] = field(default_factory=list)
-    defaults: list[str] = field(default_factory=list)
-    no_effect: list[str] = field(default_factory=list)
+    mapped: List[str] = field(default_factory=list)
+    defaults: List[str] = field(default_factory=list)
+    no_effect: List[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
+    def lines(self) -> List[str]:
         lines = ["Cerebras config keys read as this project's:", *(f"  {line}" for line in self.mapped)]
         if self.defaults:
             lines += ["Cerebras defaults for keys the file leaves out:", *(f"  {line}" for line in self.defaults)]
@@ -189,10 +188,10 @@ class CerebrasReport:
         return lines
 
 
-Marks = dict[tuple[Any, ...], Any]
+Marks = Dict[Tuple[Any, ...], Any]
 
 
-def translate(raw: dict[str, Any], marks: Marks, at: Callable[[Any], str]) -> CerebrasReport | None:
+def translate(raw: Dict[str, Any], marks: Marks, at: Callable[[Any], str]) -> Optional[CerebrasReport]:
     """Rewrite the Cerebras keys of ``raw`` (the file's sections) into ours, in place.
 
     ``marks`` (key path -> YAML mark) gains the new keys at the place of the Cerebras key they came
@@ -210,7 +209,7 @@ def translate(raw: dict[str, Any], marks: Marks, at: Callable[[Any], str]) -> Ce
     if all(place in _SHARED for place in found):
         return None
     report = CerebrasReport()
-    assigned: dict[str, tuple[Any, str]] = {}
+    assigned: Dict[str, Tuple[Any, str]] = {}
     for section, key in found:
         entry, name = _BY_SECTION_KEY[(section, key)], f"{section}.{key}"
         value = raw[section][key] if (section, key) in _SHARED else raw[section].pop(key)
@@ -260,7 +259,7 @@ def _assign(raw, marks, dotted, value, source, assigned, where) -> bool:
     return True
 
 
-def _set(raw: dict[str, Any], marks: Marks, dotted: str, value: Any, mark: Any) -> None:
+def _set(raw: Dict[str, Any], marks: Marks, dotted: str, value: Any, mark: Any) -> None:
     """Write our key, creating its section if needed; both get ``mark`` as their place in the file."""
     section, key = dotted.split(".")
     if raw.get(section) is None:
@@ -272,7 +271,7 @@ def _set(raw: dict[str, Any], marks: Marks, dotted: str, value: Any, mark: Any) 
     marks.setdefault((section, key), mark)
 
 
-def _phases_with_steps(raw: dict[str, Any]) -> list[int]:
+def _phases_with_steps(raw: Dict[str, Any]) -> List[int]:
     """Learning-rate phases giving their length as ``steps`` alone (with two spellings the schedule reports it)."""
     optimizer = raw.get("optimizer")
     phases = optimizer.get("learning_rate") if isinstance(optimizer, dict) else None
@@ -285,7 +284,7 @@ def _phases_with_steps(raw: dict[str, Any]) -> list[int]:
     ]
 
 
-def misplaced_key_message(section: str, key: str) -> str | None:
+def misplaced_key_message(section: str, key: str) -> Optional[str]:
     """For a key unknown in ``section`` that Cerebras has elsewhere: where it belongs (never another key)."""
     homes = sorted({home for entry in CEREBRAS_KEYS if entry.key == key for home in entry.sections})
     if not homes or section in homes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, Optional
 
 from modelzoo.common.errors import ParamsError
 
@@ -43,11 +43,11 @@ HARMLESS_SECTIONS = frozenset({"eval_input"})
 class ParamsChanges:
     """The differing keys, each as ``"section.key: old -> new"``, split by whether they change the run."""
 
-    meaningful: list[str]
-    harmless: list[str]
+    meaningful: List[str]
+    harmless: List[str]
 
 
-def compare_params(saved: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> ParamsChanges:
+def compare_params(saved: Dict[str, Dict[str, Any]], new: Dict[str, Dict[str, Any]]) -> ParamsChanges:
     """Every ``section.key`` whose value differs between two ``Params.to_dict()`` mappings."""
     meaningful, harmless = [], []
     for section in dict.fromkeys([*saved, *new]):
@@ -63,8 +63,8 @@ def compare_params(saved: dict[str, dict[str, Any]], new: dict[str, dict[str, An
 
 
 def check_resume_params(
-    checkpoint: Path | None, saved: dict[str, dict[str, Any]] | None, new: dict[str, dict[str, Any]], allow_changed: bool
-) -> list[str]:
+    checkpoint: Optional[Path], saved: Optional[Dict[str, Dict[str, Any]]], new: Dict[str, Dict[str, Any]], allow_changed: bool
+) -> List[str]:
     """Raise ParamsError on a meaning-changing difference unless ``allow_changed``; returns the log lines.
 
     No checkpoint to resume, or one without saved params (written elsewhere), has nothing to compare.

@@ -13,7 +13,7 @@ import math
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import build, param, unknown_key_message
@@ -29,10 +29,10 @@ class IPUParams:
     device_iterations: int = param(1, "batches the IPU runs per host call; more amortises host I/O")
     replication_factor: int = param(1, "data-parallel copies of the model, each on ipus_per_replica IPUs")
     gradient_accumulation: int = param(1, "micro batches accumulated per optimizer step (training only)")
-    layers_per_ipu: list[int] | None = param(
+    layers_per_ipu: Optional[List[int]] = param(
         None, "encoder layers per pipeline IPU, e.g. [0, 4, 4, 4]; -1 shares the rest; null: even split"
     )
-    ipus_per_replica: int | None = param(
+    ipus_per_replica: Optional[int] = param(
         None, "IPUs one model copy is pipelined over; null: len(layers_per_ipu) or 1"
     )
     recompute_checkpoint_every_layer: bool = param(
@@ -41,16 +41,16 @@ class IPUParams:
     enable_half_partials: bool = param(
         False, "float16 partial sums in matmuls (saves memory, costs precision)"
     )
-    available_memory_proportion: float | list[float] | None = param(
+    available_memory_proportion: Union[float, List[float], None] = param(
         None, "tile memory share for matmul temporaries: one value or one per IPU; null: poptorch's default"
     )
     stochastic_rounding: bool = param(
         True, "stochastic rounding of float16 results in training, never in inference"
     )
-    executable_cache_dir: str | None = param(
+    executable_cache_dir: Optional[str] = param(
         None, "folder caching compiled executables between runs; null: none"
     )
-    random_seed: int | None = param(
+    random_seed: Optional[int] = param(
         None, "seed of the IPU's random number generator; null: poptorch's default"
     )
     loss_scaling: float = param(
@@ -60,10 +60,10 @@ class IPUParams:
     output_mode: Literal["all", "sum", "final", "default"] = param(
         "final", "what a training call returns of its micro batches (inference always returns all)"
     )
-    ipu_config_file: str | None = param(
+    ipu_config_file: Optional[str] = param(
         None, "optimum-graphcore ipu_config.json used in place of the keys above"
     )
-    pod_type: str | None = param(
+    pod_type: Optional[str] = param(
         None, "entry of per-pod values in ipu_config_file, e.g. pod16; null: 'default'"
     )
 
@@ -93,12 +93,12 @@ class IPUParams:
 _BESIDE_CONFIG_FILE = ("ipu_config_file", "pod_type", "loss_scaling")
 
 
-def _default_ipus_per_replica(layers_per_ipu: list[int] | None) -> int:
+def _default_ipus_per_replica(layers_per_ipu: Optional[List[int]]) -> int:
     """optimum's rule: one IPU per layers_per_ipu entry, one IPU without it."""
     return len(layers_per_ipu) if layers_per_ipu else 1
 
 
-def _check_layout(values: dict[str, Any], where: str, names: dict[str, str]) -> None:
+def _check_layout(values: Dict[str, Any], where: str, names: Dict[str, str]) -> None:
     """Rules shared by the YAML section and ipu_config.json; ``names`` maps our field names to the
     file's own key names so that the message names the key the user wrote."""
 
@@ -209,7 +209,7 @@ _OptimumKeys = dataclasses.make_dataclass(
 _POD_KEY = re.compile(r"pod\d+|default")
 
 
-def _for_pod(where: str, value: Any, pod_type: str | None) -> Any:
+def _for_pod(where: str, value: Any, pod_type: Optional[str]) -> Any:
     """The entry of a per-pod value (``{"pod4": 1, "pod16": 4}``) for ``pod_type``; other values as they are."""
     if not isinstance(value, dict):
         return value
@@ -227,7 +227,7 @@ def _for_pod(where: str, value: Any, pod_type: str | None) -> Any:
     raise ParamsError(f"{where}: one value per pod ({', '.join(value)}) and no 'default'; set ipu.pod_type")
 
 
-def ipu_params_from_json(path: str | Path, pod_type: str | None = None) -> IPUParams:
+def ipu_params_from_json(path: Union[str, Path], pod_type: Optional[str] = None) -> IPUParams:
     """Read an optimum-graphcore ipu_config.json into :class:`IPUParams`.
 
     Every error names the file and the key. A key that is neither read nor documented by optimum is an

@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Dict, Literal, Optional, Set, Tuple, Union
 
 import yaml
 
@@ -41,22 +41,22 @@ from modelzoo.params.ipu import IPUParams
 class RunConfig:
     """The ``runconfig:`` section: how long to train, when to log, save and evaluate, and how."""
 
-    max_steps: int | None = param(None, "optimizer steps to train; give this or num_epochs")
-    num_epochs: int | None = param(None, "passes over train_input to train; give this or max_steps")
+    max_steps: Optional[int] = param(None, "optimizer steps to train; give this or num_epochs")
+    num_epochs: Optional[int] = param(None, "passes over train_input to train; give this or max_steps")
     log_steps: int = param(50, "log the training loss and learning rate every this many steps")
     save_checkpoints_steps: int = param(1000, "save a checkpoint every this many steps (0: only at the end)")
-    keep_checkpoint_max: int | None = param(5, "newest checkpoints kept in model_dir; null: keep all")
-    eval_frequency: int | None = param(None, "in train_and_eval, evaluate every this many steps; null: at the end")
-    eval_steps: int | None = param(None, "batches per evaluation; null: the whole eval_input")
-    best_checkpoint_metric: str | None = param(
+    keep_checkpoint_max: Optional[int] = param(5, "newest checkpoints kept in model_dir; null: keep all")
+    eval_frequency: Optional[int] = param(None, "in train_and_eval, evaluate every this many steps; null: at the end")
+    eval_steps: Optional[int] = param(None, "batches per evaluation; null: the whole eval_input")
+    best_checkpoint_metric: Optional[str] = param(
         None,
         "eval figure (f1, accuracy, loss...) by which train_and_eval with eval_frequency keeps "
         "model_dir/best_checkpoint.mdl; null: f1 for NER, accuracy for classification",
     )
-    best_checkpoint_higher_is_better: bool | None = param(
+    best_checkpoint_higher_is_better: Optional[bool] = param(
         None, "direction of best_checkpoint_metric; null: lower is better for loss, higher for the rest"
     )
-    early_stopping_patience: int | None = param(
+    early_stopping_patience: Optional[int] = param(
         None, "stop train_and_eval after this many evaluations without a new best; null: never stop early"
     )
     seed: int = param(1, "seed of the weights' initialisation, dropout and shuffling")
@@ -66,8 +66,8 @@ class RunConfig:
     gradient_accumulation_steps: int = param(1, "batches whose gradients are summed per optimizer step")
     compile: bool = param(False, "run the model through torch.compile")
     model_dir: str = param("./model_dir", "where checkpoints, logs and the resolved params go (--model_dir)")
-    checkpoint_path: str | None = param(None, "checkpoint to start from (--checkpoint_path); null: fresh weights")
-    load_checkpoint_states: str | None = param(
+    checkpoint_path: Optional[str] = param(None, "checkpoint to start from (--checkpoint_path); null: fresh weights")
+    load_checkpoint_states: Optional[str] = param(
         None, "what to restore from checkpoint_path: 'model' (weights only) or null (everything saved)"
     )
 
@@ -93,7 +93,7 @@ class RunConfig:
             raise ParamsError("runconfig.early_stopping_patience needs runconfig.eval_frequency (evaluations to count)")
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: Dict[str, type] = {
     "train_input": InputParams,
     "eval_input": InputParams,
     "model": BertConfig,
@@ -118,10 +118,10 @@ class Params:
     model: BertConfig
     optimizer: OptimizerParams
     runconfig: RunConfig
-    train_input: InputParams | None = None
-    eval_input: InputParams | None = None
-    ipu: IPUParams | None = None
-    cerebras: CerebrasReport | None = None  # what a Cerebras config's keys became; None for a file of ours
+    train_input: Optional[InputParams] = None
+    eval_input: Optional[InputParams] = None
+    ipu: Optional[IPUParams] = None
+    cerebras: Optional[CerebrasReport] = None  # what a Cerebras config's keys became; None for a file of ours
 
     def check_mode(self, mode: str) -> None:
         """Raise ParamsError if a section ``mode`` reads is absent, or training has no length."""
@@ -143,7 +143,7 @@ class Params:
         if mode.startswith("train") and self.runconfig.max_steps is not None and self.cerebras is None:
             check_schedule_covers(self.optimizer.schedule, self.runconfig.max_steps, "runconfig.max_steps")
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
         """Plain mappings of the present sections, in the file's usual order."""
         return {name: to_dict(getattr(self, name)) for name in SECTIONS if getattr(self, name) is not None}
 
@@ -161,16 +161,16 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"),
 )
 
-KeyPath = tuple[Any, ...]
+KeyPath = Tuple[Any, ...]
 
 
-def _marks(node: yaml.Node, prefix: KeyPath = ()) -> dict[KeyPath, yaml.Mark]:
+def _marks(node: yaml.Node, prefix: KeyPath = ()) -> Dict[KeyPath, yaml.Mark]:
     """Where every key and list item sits in the file: ``("optimizer", "learning_rate", 0)`` -> mark.
 
     A mapping key's mark is where the key is written; a repeated key is an error here, since YAML
     would silently keep the last one.
     """
-    marks: dict[KeyPath, yaml.Mark] = {}
+    marks: Dict[KeyPath, yaml.Mark] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = (*prefix, key_node.value)
@@ -189,7 +189,7 @@ def _at(mark: yaml.Mark) -> str:
     return f"{mark.name}:{mark.line + 1}:{mark.column + 1}"
 
 
-def _read_yaml(path: Path) -> tuple[Any, dict[KeyPath, yaml.Mark]]:
+def _read_yaml(path: Path) -> Tuple[Any, Dict[KeyPath, yaml.Mark]]:
     """The file's values and the marks of its keys (named after the file, for the messages)."""
     try:
         stream = path.open(encoding="utf-8")
@@ -217,7 +217,7 @@ def _check_known_key(section: str, key: Any, where: str) -> None:
         raise ParamsError(f"{where}: {message}")
 
 
-def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> set[tuple[str, str]]:
+def _apply_overrides(raw: Dict[str, Any], overrides: Dict[str, Any]) -> Set[Tuple[str, str]]:
     """Set ``{"runconfig.max_steps": 10}`` entries (None means "not given"); returns the keys set."""
     applied = set()
     for dotted, value in overrides.items():
@@ -235,7 +235,7 @@ def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> set[tupl
     return applied
 
 
-def _locate(message: str, section: str, marks: dict[KeyPath, yaml.Mark], overridden: set, path: Path) -> str:
+def _locate(message: str, section: str, marks: Dict[KeyPath, yaml.Mark], overridden: set, path: Path) -> str:
     """The place an error message is about: the deepest written key its ``section.key[0].sub`` prefix names."""
     head = re.match(r"[\w\[\].]+", message)
     parts = re.findall(r"\w+|\[\d+\]", head.group(0) if head else "")
@@ -250,7 +250,7 @@ def _locate(message: str, section: str, marks: dict[KeyPath, yaml.Mark], overrid
     return str(path)
 
 
-def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Params:
+def load_params(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> Params:
     """Read, override and validate a params file.
 
     ``overrides`` maps ``"section.key"`` to a value (e.g. ``{"runconfig.max_steps": 100}`` from
@@ -285,7 +285,7 @@ def load_params(path: str | Path, overrides: dict[str, Any] | None = None) -> Pa
 # --- writing -----------------------------------------------------------------------------------
 
 
-def save_params(params: Params, path: str | Path) -> Path:
+def save_params(params: Params, path: Union[str, Path]) -> Path:
     """Write the resolved params (every key, defaults included) to ``path`` atomically.
 
     The file appears complete or not at all, so a crash never leaves a half-written params.yaml

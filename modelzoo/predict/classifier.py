@@ -11,25 +11,28 @@ skips their padding (``skip_padding``).
 
 from __future__ import annotations
 
+from typing import Dict, List, Tuple, Union
+
 import numpy as np
 import torch
 from torch import nn
 from transformers import BertTokenizerFast
 
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.classifier_dataset import classifier_packs
 from modelzoo.data.packing import pack_classification_examples
 from modelzoo.data.params import InputParams
 from modelzoo.data.vocab import is_uncased_vocab, read_vocab
 from modelzoo.loop.device import DeviceSetup
 
-Text = str | tuple[str, str]
+Text = Union[str, Tuple[str, str]]
 
 
 class SentenceClassifier:
     """Classifies single sentences or ``(first, second)`` pairs with a packed sequence classifier."""
 
     def __init__(
-        self, model: nn.Module, vocab_file: str, id_to_label: list[str], inputs: InputParams, slots: int,
+        self, model: nn.Module, vocab_file: str, id_to_label: List[str], inputs: InputParams, slots: int,
         setup: DeviceSetup,
     ) -> None:
         self.model = model.to(setup.device).eval()
@@ -40,7 +43,7 @@ class SentenceClassifier:
         self.longest = inputs.max_sequence_length - slots + 1  # a body and the row's [CLS] slots fill the row
         self.setup = setup
 
-    def classify(self, texts: list[Text]) -> list[np.ndarray]:
+    def classify(self, texts: List[Text]) -> List[np.ndarray]:
         """The probability of every label (float32, in label-id order) for each text."""
         if not texts:
             return []
@@ -59,17 +62,17 @@ class SentenceClassifier:
             probabilities[slots[slots >= 0]] = batch_probabilities[slots >= 0]
         return list(probabilities)
 
-    def _encode(self, texts: list[Text]) -> list[dict]:
+    def _encode(self, texts: List[Text]) -> List[dict]:
         pairs = isinstance(texts[0], tuple)
-        columns = list(zip(*texts, strict=True)) if pairs else [texts]
+        columns = list(zip_strict(*texts)) if pairs else [texts]
         encoded = self.tokenizer(*columns, truncation="longest_first", max_length=self.longest)
         return [  # the packer wants a label per example; prediction has none, and the logits ignore it
             {"input_ids": np.array(ids, dtype=np.int32), "token_type_ids": np.array(types, dtype=np.int32), "labels": 0}
-            for ids, types in zip(encoded["input_ids"], encoded["token_type_ids"], strict=True)
+            for ids, types in zip_strict(encoded["input_ids"], encoded["token_type_ids"])
         ]
 
     @torch.inference_mode()
-    def _predict(self, features: dict[str, np.ndarray]) -> np.ndarray:
+    def _predict(self, features: Dict[str, np.ndarray]) -> np.ndarray:
         """Label probabilities ``[rows x slots, labels]`` of one batch of packed rows."""
         device = self.setup.device
         inputs = {

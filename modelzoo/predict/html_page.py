@@ -16,6 +16,7 @@ import html
 import re
 from collections import Counter
 from itertools import cycle
+from typing import Dict, List, Optional
 
 from modelzoo.predict.records import Classification, Prediction
 
@@ -53,9 +54,9 @@ def _isolated(text: str) -> str:
     return f"<bdi>{visible_text(text)}</bdi>"
 
 
-def type_colours(kinds: list[str]) -> dict[str, str]:
+def type_colours(kinds: List[str]) -> Dict[str, str]:
     """A colour per type (entity type or label) in order of first sight, known types in their usual colours."""
-    colours: dict[str, str] = {}
+    colours: Dict[str, str] = {}
     others = cycle(OTHER_COLOURS)
     for kind in kinds:
         if kind not in colours:
@@ -63,7 +64,7 @@ def type_colours(kinds: list[str]) -> dict[str, str]:
     return colours
 
 
-def _mark(text: str, kind: str, colour: str, css_class: str, tooltip: str | None = None) -> str:
+def _mark(text: str, kind: str, colour: str, css_class: str, tooltip: Optional[str] = None) -> str:
     """A highlighted run of text with its type after it; the legend uses the same look, another class."""
     kind_text = html.escape(kind, quote=True)
     title = f' title="{html.escape(tooltip, quote=True)}"' if tooltip else ""
@@ -77,7 +78,7 @@ def entity_tooltip(kind: str, score: float) -> str:
     return f"{kind}, score {score:.2f}"
 
 
-def _sentence(prediction: Prediction, colours: dict[str, str]) -> str:
+def _sentence(prediction: Prediction, colours: Dict[str, str]) -> str:
     parts, position = [], 0
     for entity in prediction.entities:
         parts.append(_isolated(prediction.text[position : entity.start]))
@@ -87,7 +88,7 @@ def _sentence(prediction: Prediction, colours: dict[str, str]) -> str:
     return f'<p class="sentence"><span class="line-number">{prediction.line}</span>{"".join(parts)}</p>'
 
 
-def _page(title: str, legend: str, body: str, note: str | None) -> str:
+def _page(title: str, legend: str, body: str, note: Optional[str]) -> str:
     note_html = f'<div class="note">{html.escape(note)}</div>\n' if note else ""
     return (
         "<!DOCTYPE html>\n"
@@ -99,7 +100,9 @@ def _page(title: str, legend: str, body: str, note: str | None) -> str:
     )
 
 
-def render_page(predictions: list[Prediction], title: str = "Named entities", note: str | None = None) -> str:
+def render_page(
+    predictions: List[Prediction], title: str = "Named entities", note: Optional[str] = None
+) -> str:
     """The whole page: title, an optional note, a legend with each type's colour and count, a paragraph per line."""
     kinds = [entity.type for prediction in predictions for entity in prediction.entities]
     colours, counts = type_colours(kinds), Counter(kinds)
@@ -109,7 +112,7 @@ def render_page(predictions: list[Prediction], title: str = "Named entities", no
 
 
 def render_classification_page(
-    classifications: list[Classification], title: str = "Sequence labels", note: str | None = None
+    classifications: List[Classification], title: str = "Sequence labels", note: Optional[str] = None
 ) -> str:
     """A table, one row per line: its number, its text, the label (coloured) and that label's score."""
     colours = type_colours([item.label for item in classifications])

@@ -10,16 +10,16 @@ did, and writes the same records.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from modelzoo.common.errors import DataFileError
+from modelzoo.common.strings import remove_suffix
 
 STDIN = "-"
 CHUNK_LINES = 1000
-NumberedLine = tuple[int, str]
+NumberedLine = Tuple[int, str]
 
 
 def check_input(source: str) -> None:
@@ -37,7 +37,7 @@ def input_name(source: str) -> str:
     return "stdin" if source == STDIN else source
 
 
-def count_lines(source: str) -> int | None:
+def count_lines(source: str) -> Optional[int]:
     """How many lines a file holds, as :func:`numbered_lines` numbers them (None for stdin: unknown)."""
     if source == STDIN:
         return None
@@ -64,10 +64,10 @@ def _decoded(stream: BinaryIO, name: str) -> Iterator[NumberedLine]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise DataFileError(name, number, f"not UTF-8 text (byte {error.start + 1} of the line)") from None
-        yield number, text.removesuffix("\n").removesuffix("\r")
+        yield number, remove_suffix(remove_suffix(text, "\n"), "\r")
 
 
-def chunks(lines: Iterator[NumberedLine], chunk_lines: int = CHUNK_LINES) -> Iterator[list[NumberedLine]]:
+def chunks(lines: Iterator[NumberedLine], chunk_lines: int = CHUNK_LINES) -> Iterator[List[NumberedLine]]:
     """Consecutive lists of ``lines``, each ending at a multiple of ``chunk_lines`` (or at the input's end)."""
     lines = iter(lines)
     while first := next(lines, None):

@@ -8,6 +8,7 @@ our model's padded path, so the padding the tagger adds is computed and ignored,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class OnnxTokenClassifier:
         return ModelOutput(torch.from_numpy(logits))
 
 
-def load_onnx_engine(checkpoint: Path, quantize: str | None) -> tuple[OnnxTokenClassifier, list[str]]:
+def load_onnx_engine(checkpoint: Path, quantize: Optional[str]) -> Tuple[OnnxTokenClassifier, List[str]]:
     """The engine for ``--checkpoint_path`` (a ``.onnx`` file or the export folder), and its report line."""
     if quantize is not None:
         raise ParamsError("--quantize: for the torch engine (an ONNX model is quantized with onnxruntime's own tools)")

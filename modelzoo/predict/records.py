@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from typing import Dict, List
 
+from modelzoo.common.iteration import zip_strict
 from modelzoo.predict.spans import entity_spans
 from modelzoo.predict.tokenize_raw import Word
 
@@ -21,7 +23,7 @@ SCORE_DECIMALS = 4
 OUTSIDE_TAG = "O"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Entity:
     """``text == line[start:end]``, the entity covers ``words[start_word:end_word]``; ``score`` in [0, 1]."""
 
@@ -34,19 +36,19 @@ class Entity:
     score: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Prediction:
     """One input line (1-based ``line``): its words, one tag and its probability per word, the entities."""
 
     line: int
     text: str
-    words: list[Word]
-    tags: list[str]
-    word_scores: list[float]
-    entities: list[Entity]
+    words: List[Word]
+    tags: List[str]
+    word_scores: List[float]
+    entities: List[Entity]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Classification:
     """One input line of the sequence classifier: its label, that label's probability, every label's."""
 
@@ -54,10 +56,10 @@ class Classification:
     text: str
     label: str
     score: float
-    scores: dict[str, float]
+    scores: Dict[str, float]
 
 
-def make_prediction(line: int, text: str, words: list[Word], tags: list[str], word_scores: list[float]) -> Prediction:
+def make_prediction(line: int, text: str, words: List[Word], tags: List[str], word_scores: List[float]) -> Prediction:
     """Merge ``tags`` into entities whose character offsets point into ``text``, each scored by its least sure word."""
     entities = []
     for span in entity_spans(tags):
@@ -126,8 +128,8 @@ def to_conll_block(prediction: Prediction, with_scores: bool = False) -> str:
     if with_scores:
         rows = (
             f"{word.text}\t{tag}\t{_rounded(score)}\n"
-            for word, tag, score in zip(prediction.words, prediction.tags, prediction.word_scores, strict=True)
+            for word, tag, score in zip_strict(prediction.words, prediction.tags, prediction.word_scores)
         )
     else:
-        rows = (f"{word.text}\t{tag}\n" for word, tag in zip(prediction.words, prediction.tags, strict=True))
+        rows = (f"{word.text}\t{tag}\n" for word, tag in zip_strict(prediction.words, prediction.tags))
     return "".join(rows) + "\n"

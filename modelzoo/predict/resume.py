@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from modelzoo.common.errors import DataFileError
 
@@ -30,8 +31,8 @@ class Continuation:
     """
 
     keep_bytes: int
-    last_line: int | None = None
-    sentences: int | None = None
+    last_line: Optional[int] = None
+    sentences: Optional[int] = None
 
 
 def jsonl_continuation(path: Path) -> Continuation:
@@ -68,7 +69,7 @@ def conll_continuation(path: Path) -> Continuation:
     return Continuation(keep, sentences=sentences)
 
 
-def _end_of_last_line(path: Path, before: int | None = None) -> int:
+def _end_of_last_line(path: Path, before: Optional[int] = None) -> int:
     """The offset just after the last newline in ``path[:before]`` (0 when there is none), read backwards."""
     end = os.path.getsize(path) if before is None else before
     with open(path, "rb") as stream:

@@ -16,12 +16,12 @@ import ctypes
 import json
 import sys
 import time
+import typing
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import dropwhile
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from tqdm import tqdm
@@ -30,6 +30,7 @@ from modelzoo.bert import BertForTokenClassification, PackedBertForSequenceClass
 from modelzoo.checkpoint.training import checkpoint_to_evaluate, load_model_weights
 from modelzoo.common.atomic import write_text_atomic
 from modelzoo.common.errors import DataFileError, ParamsError
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_label_vocab
@@ -82,14 +83,14 @@ class PredictOptions:
     """The predict-only command-line options (``output_format`` None: JSON lines)."""
 
     input: str
-    output: str | None = None
-    output_format: str | None = None
-    output_html: str | None = None
+    output: Optional[str] = None
+    output_format: Optional[str] = None
+    output_html: Optional[str] = None
     pretokenized: bool = False
-    quantize: str | None = None
+    quantize: Optional[str] = None
     engine: str = "torch"
     pairs: bool = False
-    min_entity_score: float | None = None
+    min_entity_score: Optional[float] = None
     conll_scores: bool = False
     resume: bool = False
     chunk_lines: int = CHUNK_LINES
@@ -128,7 +129,7 @@ def label_vocab_path(params: Params) -> Path:
     return Path(inputs.label_vocab_file) if inputs.label_vocab_file else Path(inputs.data_dir) / LABEL_VOCAB_FILE
 
 
-def _labels_and_checkpoint(params: Params) -> tuple[list[str], Path]:
+def _labels_and_checkpoint(params: Params) -> Tuple[List[str], Path]:
     """The label of every class id and the checkpoint to load, checked against the model."""
     if params.eval_input.vocab_file is None:
         raise ParamsError("eval_input.vocab_file: prediction needs the WordPiece vocab the model was trained with")
@@ -142,7 +143,7 @@ def _labels_and_checkpoint(params: Params) -> tuple[list[str], Path]:
     return sorted(label2id, key=label2id.__getitem__), checkpoint
 
 
-def _classifier_labels(path: Path) -> dict[str, int]:
+def _classifier_labels(path: Path) -> Dict[str, int]:
     """A classifier's ``label2id.json`` (any labels, ids 0..n-1; no special labels, unlike NER's)."""
     try:
         label2id = json.loads(read_utf8_text(path, "label vocab file"))
@@ -153,7 +154,7 @@ def _classifier_labels(path: Path) -> dict[str, int]:
     return label2id
 
 
-def _torch_model(model_class, params: Params, checkpoint: Path, device: torch.device, strict: bool, quantize: str | None):
+def _torch_model(model_class, params: Params, checkpoint: Path, device: torch.device, strict: bool, quantize: Optional[str]):
     torch.manual_seed(params.runconfig.seed)
     model = model_class(params.model)
     report = load_model_weights(model, checkpoint, strict)
@@ -163,8 +164,8 @@ def _torch_model(model_class, params: Params, checkpoint: Path, device: torch.de
 
 
 def build_tagger(
-    params: Params, device: torch.device, strict: bool = True, quantize: str | None = None, engine: str = "torch"
-) -> tuple[WordTagger, list[str]]:
+    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None, engine: str = "torch"
+) -> Tuple[WordTagger, List[str]]:
     """The tagger for ``params`` with the checkpoint's weights loaded (``quantize="int8"``: then
     quantized, see :mod:`modelzoo.predict.int8`); also returns the load report lines."""
     id_to_label, checkpoint = _labels_and_checkpoint(params)
@@ -179,8 +180,8 @@ def build_tagger(
 
 
 def build_classifier(
-    params: Params, device: torch.device, strict: bool = True, quantize: str | None = None
-) -> tuple[SentenceClassifier, list[str]]:
+    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None
+) -> Tuple[SentenceClassifier, List[str]]:
     """The sequence classifier for ``params``, weights loaded (and quantized if asked), and the load report."""
     id_to_label, checkpoint = _labels_and_checkpoint(params)
     model, report = _torch_model(PackedBertForSequenceClassification, params, checkpoint, device, strict, quantize)
@@ -192,18 +193,18 @@ def build_classifier(
     return classifier, report
 
 
-def predict_numbered(tagger: WordTagger, lines: list[NumberedLine], pretokenized: bool = False) -> list[Prediction]:
+def predict_numbered(tagger: WordTagger, lines: List[NumberedLine], pretokenized: bool = False) -> List[Prediction]:
     """A prediction per line that holds a word (blank lines are skipped; ``line`` keeps the numbering)."""
     split = [(number, line, split_words(line, pretokenized)) for number, line in lines]
     split = [(number, line, words) for number, line, words in split if words]
     tags, scores = tagger.tag([[word.text for word in words] for _, _, words in split])
     return [
         make_prediction(number, line, words, sentence_tags, sentence_scores)
-        for (number, line, words), sentence_tags, sentence_scores in zip(split, tags, scores, strict=True)
+        for (number, line, words), sentence_tags, sentence_scores in zip_strict(split, tags, scores)
     ]
 
 
-def predict_lines(tagger: WordTagger, lines: list[str], pretokenized: bool = False) -> list[Prediction]:
+def predict_lines(tagger: WordTagger, lines: List[str], pretokenized: bool = False) -> List[Prediction]:
     """:func:`predict_numbered` on ``lines`` numbered from 1."""
     return predict_numbered(tagger, list(enumerate(lines, start=1)), pretokenized)
 
@@ -217,7 +218,7 @@ class EntityPredictor:
         self.tagger, self.options = tagger, options
         self.entities = 0
 
-    def predict(self, lines: list[NumberedLine]) -> list[Prediction]:
+    def predict(self, lines: List[NumberedLine]) -> List[Prediction]:
         predictions = predict_numbered(self.tagger, lines, self.options.pretokenized)
         if self.options.min_entity_score is not None:
             predictions = [drop_unsure_entities(p, self.options.min_entity_score) for p in predictions]
@@ -236,7 +237,7 @@ class EntityPredictor:
         return f"{self.entities} entities"
 
     @staticmethod
-    def page(records: list[Prediction], note: str | None) -> str:
+    def page(records: List[Prediction], note: Optional[str]) -> str:
         return render_page(records, note=note)
 
 
@@ -247,20 +248,20 @@ class LabelPredictor:
 
     def __init__(self, classifier: SentenceClassifier, options: PredictOptions) -> None:
         self.classifier, self.options = classifier, options
-        self.labels: Counter[str] = Counter()
+        self.labels: typing.Counter[str] = Counter()
 
-    def predict(self, lines: list[NumberedLine]) -> list[Classification]:
+    def predict(self, lines: List[NumberedLine]) -> List[Classification]:
         kept = [(number, line) for number, line in lines if self.holds_record(line)]
         texts = [self._text(number, line) for number, line in kept]
         labels = self.classifier.id_to_label
         classified = [
-            Classification(number, line, labels[int(p.argmax())], float(p.max()), dict(zip(labels, p.tolist(), strict=True)))
-            for (number, line), p in zip(kept, self.classifier.classify(texts), strict=True)
+            Classification(number, line, labels[int(p.argmax())], float(p.max()), dict(zip_strict(labels, p.tolist())))
+            for (number, line), p in zip_strict(kept, self.classifier.classify(texts))
         ]
         self.labels.update(item.label for item in classified)
         return classified
 
-    def _text(self, number: int, line: str) -> str | tuple[str, str]:
+    def _text(self, number: int, line: str) -> Union[str, Tuple[str, str]]:
         if not self.options.pairs:
             return line
         parts = line.split("\t")
@@ -282,7 +283,7 @@ class LabelPredictor:
         return ", ".join(f"{count} {label}" for label, count in sorted(self.labels.items())) or "no labels"
 
     @staticmethod
-    def page(records: list[Classification], note: str | None) -> str:
+    def page(records: List[Classification], note: Optional[str]) -> str:
         return render_classification_page(records, note=note)
 
 
@@ -290,9 +291,9 @@ class _Output:
     """stdout or the ``--output`` file, opened at the first write (so a run that fails first leaves no file),
     appended to when continuing; every chunk is flushed at once."""
 
-    def __init__(self, path: str | None, append: bool) -> None:
+    def __init__(self, path: Optional[str], append: bool) -> None:
         self.path, self.append = path, append
-        self._stream: IO[str] | None = None
+        self._stream: Optional[IO[str]] = None
 
     def write(self, text: str) -> None:
         if self._stream is None:
@@ -307,7 +308,7 @@ class _Output:
             self._stream.close()
 
 
-def _continuation(options: PredictOptions) -> Continuation | None:
+def _continuation(options: PredictOptions) -> Optional[Continuation]:
     """Where an interrupted run stopped, its partial trailing record cut (None: start afresh)."""
     if not options.resume or not Path(options.output).is_file():
         return None
@@ -319,7 +320,7 @@ def _continuation(options: PredictOptions) -> Continuation | None:
 
 def _skip_done(
     lines: Iterator[NumberedLine], continuation: Continuation, holds_record: Callable[[str], bool]
-) -> tuple[Iterator[NumberedLine], int]:
+) -> Tuple[Iterator[NumberedLine], int]:
     """The lines after those the kept records cover, and how many input lines that skipped."""
     if continuation.last_line is not None:
         return dropwhile(lambda numbered: numbered[0] <= continuation.last_line, lines), continuation.last_line

@@ -10,11 +10,12 @@ give the type ``ENTITY``, as in the evaluation tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 from modelzoo.data.labels import UNTYPED_ENTITY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Span:
     """Words ``start..stop-1`` form one entity of ``type``."""
 
@@ -23,7 +24,7 @@ class Span:
     stop: int
 
 
-def tag_parts(tag: str) -> tuple[str, str | None]:
+def tag_parts(tag: str) -> Tuple[str, Optional[str]]:
     """``"B-PER"`` -> ``("B", "PER")``; ``"I"`` -> ``("I", "ENTITY")``; ``"O"`` (or anything else) -> ``("O", None)``."""
     head, _, tail = tag.partition("-")
     if head in ("B", "I"):
@@ -31,10 +32,10 @@ def tag_parts(tag: str) -> tuple[str, str | None]:
     return "O", None
 
 
-def entity_spans(tags: list[str]) -> list[Span]:
+def entity_spans(tags: List[str]) -> List[Span]:
     """The entities of one sentence's tags, in order."""
-    spans: list[Span] = []
-    current: tuple[str, int] | None = None  # (type, start) of the open entity
+    spans: List[Span] = []
+    current: Optional[Tuple[str, int]] = None  # (type, start) of the open entity
     for index, tag in enumerate(tags):
         head, entity_type = tag_parts(tag)
         continues = head == "I" and current is not None and current[0] == entity_type

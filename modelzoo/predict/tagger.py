@@ -15,11 +15,13 @@ that a stream of any length keeps bounded memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from modelzoo.common.iteration import zip_strict
 from modelzoo.data.labels import LabelVocab
 from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN, is_uncased_vocab, read_vocab
 from modelzoo.data.windows import sentence_windows
@@ -30,14 +32,14 @@ PAD_TOKEN = "[PAD]"
 WORD_CACHE_SIZE = 200_000
 
 
-@dataclass(slots=True)
+@dataclass
 class _Row:
     """One model row: the ids, and which words of which sentence its first pieces label."""
 
     sentence: int
     first_word: int
-    ids: list[int]
-    first_pieces: list[int]
+    ids: List[int]
+    first_pieces: List[int]
 
 
 class WordTagger:
@@ -47,7 +49,7 @@ class WordTagger:
         self,
         model: nn.Module,
         vocab_file: str,
-        id_to_label: list[str],
+        id_to_label: List[str],
         max_sequence_length: int,
         batch_size: int,
         setup: DeviceSetup,
@@ -59,24 +61,24 @@ class WordTagger:
         self.capacity = max_sequence_length - 2
         self.token_budget = batch_size * max_sequence_length
         self.setup = setup
-        self._ids_of_word: dict[str, list[int]] = {}
+        self._ids_of_word: Dict[str, List[int]] = {}
 
-    def tag(self, sentences: list[list[str]]) -> tuple[list[list[str]], list[list[float]]]:
+    def tag(self, sentences: List[List[str]]) -> Tuple[List[List[str]], List[List[float]]]:
         """One IOB2 tag per word of every sentence, and each tag's probability (an empty sentence gets none)."""
         self._learn_words(sentences)
         rows = [row for index, words in enumerate(sentences) for row in self._rows(index, words)]
-        tags: list[list[str]] = [[""] * len(words) for words in sentences]
-        scores: list[list[float]] = [[0.0] * len(words) for words in sentences]
+        tags: List[List[str]] = [[""] * len(words) for words in sentences]
+        scores: List[List[float]] = [[0.0] * len(words) for words in sentences]
         rows.sort(key=lambda row: len(row.ids))
         for batch in self._batches(rows):
             label_ids, probabilities = self._predict(batch)
-            for row, predicted, probability in zip(batch, label_ids, probabilities, strict=True):
+            for row, predicted, probability in zip_strict(batch, label_ids, probabilities):
                 words = slice(row.first_word, row.first_word + len(row.first_pieces))
                 tags[row.sentence][words] = self.tag_of_id[predicted[row.first_pieces]].tolist()
                 scores[row.sentence][words] = probability[row.first_pieces].tolist()
         return tags, scores
 
-    def _batches(self, rows: list[_Row]):
+    def _batches(self, rows: List[_Row]):
         """Consecutive runs of the length-sorted ``rows`` whose padded size fits the token budget."""
         start = 0
         while start < len(rows):
@@ -86,7 +88,7 @@ class WordTagger:
             yield rows[start:stop]
             start = stop
 
-    def _learn_words(self, sentences: list[list[str]]) -> None:
+    def _learn_words(self, sentences: List[List[str]]) -> None:
         """WordPiece ids of every word not seen before, all in one tokenizer call: a call per
         sentence spent most of its time in call overhead (a tenth of prediction time on CoNLL-2003)."""
         new_words = list(dict.fromkeys(w for words in sentences for w in words if w not in self._ids_of_word))
@@ -95,10 +97,10 @@ class WordTagger:
             new_words = list(dict.fromkeys(w for words in sentences for w in words))
         if new_words:
             (pieces_of_words,) = self.pieces.pieces_of_sentences([new_words])
-            for word, pieces in zip(new_words, pieces_of_words, strict=True):
+            for word, pieces in zip_strict(new_words, pieces_of_words):
                 self._ids_of_word[word] = [self.vocab[piece] for piece in pieces]
 
-    def _rows(self, sentence: int, words: list[str]) -> list[_Row]:
+    def _rows(self, sentence: int, words: List[str]) -> List[_Row]:
         ids_of_words = [self._ids_of_word[word] for word in words]
         rows = []
         for window in sentence_windows([len(ids) for ids in ids_of_words], self.capacity):
@@ -113,7 +115,7 @@ class WordTagger:
         return rows
 
     @torch.inference_mode()
-    def _predict(self, batch: list[_Row]) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(self, batch: List[_Row]) -> Tuple[np.ndarray, np.ndarray]:
         """Argmax label ids and their probabilities, ``[rows, longest]`` each, of one batch padded to its longest row."""
         longest = max(len(row.ids) for row in batch)
         input_ids = np.full((len(batch), longest), self.vocab[PAD_TOKEN], dtype=np.int32)

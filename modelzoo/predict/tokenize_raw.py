@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import List
 
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
@@ -17,7 +18,7 @@ _PRE_TOKENIZER = BertPreTokenizer()
 _FIELD = re.compile(r"\S+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Word:
     """A word and where it sits in its line: ``line[start:end] == text``."""
 
@@ -26,7 +27,7 @@ class Word:
     end: int
 
 
-def split_words(line: str, pretokenized: bool = False) -> list[Word]:
+def split_words(line: str, pretokenized: bool = False) -> List[Word]:
     """The words of ``line`` with character offsets (BERT's split, or whitespace fields if pre-split)."""
     if pretokenized:
         return [Word(match.group(), match.start(), match.end()) for match in _FIELD.finditer(line)]

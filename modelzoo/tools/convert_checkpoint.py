@@ -19,6 +19,7 @@ import dataclasses
 import shlex
 import sys
 from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -64,7 +65,7 @@ class ConversionError(UserError):
     """A conversion that cannot go ahead: missing, unexpected or mis-shaped tensors, by name."""
 
 
-def expected_shapes(config: BertConfig, with_classifier: bool) -> dict[str, torch.Size]:
+def expected_shapes(config: BertConfig, with_classifier: bool) -> Dict[str, torch.Size]:
     """Canonical key -> shape of the model the target describes, built on the meta device (no memory)."""
     with torch.device("meta"):
         if not with_classifier:
@@ -90,14 +91,14 @@ def convert(
     src_fmt: str,
     tgt_fmt: str,
     output_dir: Path,
-    num_labels: int | None = None,
+    num_labels: Optional[int] = None,
     drop_unmatched_keys: bool = False,
     seed: int = 0,
-    model: str | None = None,
-    label_vocab: Path | None = None,
-    vocab_file: Path | None = None,
+    model: Optional[str] = None,
+    label_vocab: Optional[Path] = None,
+    vocab_file: Optional[Path] = None,
     command: str = "",
-) -> list[str]:
+) -> List[str]:
     """Convert ``source`` and write ``output_dir``; returns the report lines (what was dropped or made).
 
     ``model`` (a key of :data:`MODEL_HEADS`) picks the classifier head; None keeps the source's
@@ -161,7 +162,7 @@ def convert(
     return report
 
 
-def _fresh_classifier(config: BertConfig, seed: int) -> dict[str, torch.Tensor]:
+def _fresh_classifier(config: BertConfig, seed: int) -> Dict[str, torch.Tensor]:
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     head = torch.nn.Linear(config.hidden_size, config.num_classes)
@@ -181,7 +182,7 @@ def detect_format(path: Path) -> str:
     return "cs-1.9" if any("transformer_encoder" in key for key in keys) else "modelzoo"
 
 
-def diff(path_a: Path, path_b: Path) -> tuple[list[str], bool]:
+def diff(path_a: Path, path_b: Path) -> Tuple[List[str], bool]:
     """Per-tensor comparison in canonical names: report lines and whether the two are identical."""
     canonical = []
     for path in (path_a, path_b):
@@ -229,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:

