@@ -17,7 +17,7 @@ The seconds to the target are those of the first evaluation at or above it, so t
 as the interval. Prints both, their ratio, and writes the curves (JSON) and their plot (PNG).
 The full run takes about 40 minutes on a 2-core CPU; CI runs it on 64 sentences for 2 steps.
 
-    python benchmarks/time_to_f1.py [--eval_every_s 60] [--output_dir workdir/time_to_f1]
+    python benchmarks/time_to_f1.py [--eval_every_s 20] [--stop_at_target] [--output_dir workdir/time_to_f1]
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--sides", nargs="+", choices=("ours", "hf"), default=["ours", "hf"])
     parser.add_argument("--target_f1", type=float, default=0.90)
-    parser.add_argument("--eval_every_s", type=float, default=60.0, help="training seconds between evaluations")
+    parser.add_argument("--eval_every_s", type=float, default=20.0, help="training seconds between evaluations")
     parser.add_argument("--eval_every_steps", type=int, help="evaluate every N steps instead (CI: reproducible points)")
     parser.add_argument("--stop_at_target", action="store_true", help="end each side once it reaches the target")
     parser.add_argument("--hf_epochs", type=float, default=2.0, help="the HF recipe's length (its linear decay ends there)")
