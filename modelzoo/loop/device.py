@@ -9,12 +9,29 @@ from typing import Dict, Optional, Tuple
 import torch
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX tiles (elsewhere bfloat16 autocast is emulated and slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch 2.0's torch.cpu has neither
+    return device.type == "cpu" and any(getattr(cpu, check, lambda: False)() for check in checks)
+
+
 @dataclass
 class DeviceSetup:
-    """How the executor runs the model: device, autocast dtype, loss scaling."""
+    """How the executor runs the model: device, autocast dtype, loss scaling.
+
+    ``precision`` "auto" becomes "bfloat16" where the device computes it natively, else "float32".
+    """
 
     device: torch.device
     precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.precision == "auto":
+            self.precision = "bfloat16" if native_bfloat16(self.device) else "float32"
 
     @property
     def autocast_dtype(self) -> Optional[torch.dtype]:

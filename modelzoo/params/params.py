@@ -60,8 +60,10 @@ class RunConfig:
         None, "stop train_and_eval after this many evaluations without a new best; null: never stop early"
     )
     seed: int = param(1, "seed of the weights' initialisation, dropout and shuffling")
-    precision: Literal["float32", "bfloat16", "float16"] = param(
-        "float32", "compute dtype: float32, bfloat16 autocast, or float16 autocast with loss scaling"
+    precision: Literal["float32", "bfloat16", "float16", "auto"] = param(
+        "float32", "compute dtype: float32, bfloat16 autocast, float16 autocast with loss scaling, or auto: "
+        "bfloat16 where the device computes it natively (CUDA with bfloat16, a CPU with AVX512-BF16 or AMX), "
+        "else float32 (on IPU: float32)"
     )
     gradient_accumulation_steps: int = param(1, "batches whose gradients are summed per optimizer step")
     compile: bool = param(False, "run the model through torch.compile")

@@ -1,8 +1,11 @@
-"""``--mode predict --engine onnxruntime``: the exported ``model.onnx`` where the torch model stood.
+"""``--mode predict --engine onnxruntime``: the exported ``model.onnx`` (``--quantize int8``: ``model_int8.onnx``)
+where the torch model stood.
 
 The engine only replaces the forward pass: words, windows, batches, spans and outputs are the
 tagger's, so both engines tag through the same code and differ only in the arithmetic. The graph is
-our model's padded path, so the padding the tagger adds is computed and ignored, as in evaluation.
+the padded path, so the padding the tagger adds is computed and ignored, as in evaluation. The
+session runs on as many threads as torch (``OMP_NUM_THREADS``, else torch's default), where ONNX
+Runtime's own default is every core, so that one setting governs both engines.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 
 from modelzoo.bert.heads import ModelOutput
-from modelzoo.checkpoint.onnx_export import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME
+from modelzoo.checkpoint.onnx_export import INPUT_NAMES, INT8_ONNX_FILE, ONNX_FILE, OUTPUT_NAME
 from modelzoo.common.errors import CheckpointError, ParamsError, UserError
 
 ENGINES = ("torch", "onnxruntime")
@@ -24,13 +27,18 @@ class OnnxRuntimeMissingError(UserError):
     """--engine onnxruntime without the onnxruntime package."""
 
 
-def onnx_model_file(path: Path) -> Path:
-    """``path`` if it is a file, else ``model.onnx`` inside the folder ``path`` (an export's output folder)."""
+def onnx_model_file(path: Path, quantize: Optional[str] = None) -> Path:
+    """``path`` if it is a file, else the export folder's ``model.onnx`` (``quantize="int8"``: ``model_int8.onnx``)."""
     path = Path(path)
-    model_file = path / ONNX_FILE if path.is_dir() else path
+    if quantize is not None and not path.is_dir():
+        raise ParamsError(
+            f"--quantize {quantize} --engine onnxruntime takes the export folder (it holds {INT8_ONNX_FILE}), "
+            f"not the file {path}"
+        )
+    model_file = path / (INT8_ONNX_FILE if quantize == "int8" else ONNX_FILE) if path.is_dir() else path
     if not model_file.is_file() or model_file.suffix != ".onnx":
         raise CheckpointError(
-            f"{model_file}: no ONNX model (--engine onnxruntime takes --checkpoint_path DIR/{ONNX_FILE} "
+            f"{model_file}: no ONNX model (--engine onnxruntime takes --checkpoint_path DIR or DIR/{ONNX_FILE} "
             "from convert_checkpoint --tgt-fmt onnx)"
         )
     return model_file
@@ -48,7 +56,9 @@ class OnnxTokenClassifier:
                 "pip install -r requirements.txt"
             ) from None
         try:
-            self.session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
             raise CheckpointError(f"{model_file}: not a readable ONNX model ({str(error).splitlines()[0]})") from error
         names = tuple(sorted(item.name for item in self.session.get_inputs()))
@@ -72,7 +82,5 @@ class OnnxTokenClassifier:
 
 def load_onnx_engine(checkpoint: Path, quantize: Optional[str]) -> Tuple[OnnxTokenClassifier, List[str]]:
     """The engine for ``--checkpoint_path`` (a ``.onnx`` file or the export folder), and its report line."""
-    if quantize is not None:
-        raise ParamsError("--quantize: for the torch engine (an ONNX model is quantized with onnxruntime's own tools)")
-    model_file = onnx_model_file(checkpoint)
+    model_file = onnx_model_file(checkpoint, quantize)
     return OnnxTokenClassifier(model_file), [f"loaded {model_file} into onnxruntime"]

@@ -39,7 +39,7 @@ from modelzoo.checkpoint.files import (
 from modelzoo.checkpoint.hf_export import LABEL_VOCAB_FLAG, VOCAB_FLAG, export_hf, find_model_files
 from modelzoo.checkpoint.model_card import is_training_checkpoint
 from modelzoo.checkpoint.naming import CS_FORMATS, FORMATS, KeyMappingError, from_canonical, to_canonical
-from modelzoo.checkpoint.onnx_export import ONNX_FILE, ONNX_FORMAT, export_onnx
+from modelzoo.checkpoint.onnx_export import INT8_ONNX_FILE, ONNX_FILE, ONNX_FORMAT, export_onnx
 from modelzoo.common.errors import UserError
 
 FORMAT_DOCS = {
@@ -50,7 +50,8 @@ FORMAT_DOCS = {
         + (" (position table renamed .embed)" if fmt == "cs-2.1" else "")
         for fmt in CS_FORMATS
     },
-    ONNX_FORMAT: f"target only: {ONNX_FILE} (our padded token classifier) + labels, tokenizer and model card",
+    ONNX_FORMAT: f"target only: {ONNX_FILE} (float32, ONNX Runtime's BERT fusions) and {INT8_ONNX_FILE} + labels, "
+    "tokenizer and model card",
 }
 MODEL_DOCS = {
     "bert": "BertModel (encoder, optional pooler): what pretrained checkpoints hold",
@@ -152,7 +153,7 @@ def convert(
     files = find_model_files(Path(source), label_vocab, vocab_file)
     shipped = with_classifier and (files.label_vocab is not None or is_training_checkpoint(Path(source)))
     if tgt_fmt == ONNX_FORMAT:
-        written = export_onnx(from_canonical(canonical, "modelzoo"), config, Path(source), output_dir, files, command)
+        written = export_onnx(from_canonical(canonical, "hf"), config, Path(source), output_dir, files, command)
     elif tgt_fmt == "hf" and shipped:
         written = export_hf(from_canonical(canonical, "hf"), config, Path(source), output_dir, files, command)
     else:
