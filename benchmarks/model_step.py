@@ -1,8 +1,10 @@
 """Training-step throughput: ours as the trainer runs it against Hugging Face's as its Trainer runs it.
 
-Ours is one call of the trainer's own step component (``TorchStep`` built from the quick-start
-params with the model's shape swapped in): whatever the trainer does by default (eager or compiled,
-skipping padding, fused AdamW, gradient clipping, the host sync of the loss) is what is timed. HF
+Ours is one call of the trainer's own step component (the back-end's ``TorchStep``, after its
+``prepare``, built from the quick-start params with the model's shape and HF's dropout swapped in,
+so that both draw the same dropout masks): whatever the trainer does by default (eager or compiled,
+skipping padding, fused AdamW, gradient clipping, the host sync of the loss, matmul attention in
+bfloat16 on CPU) is what is timed. HF
 is ``BertForTokenClassification`` with its default sdpa attention, stepped as ``Trainer`` does by
 default: forward under the autocast accelerate would apply, backward, clipping at
 ``max_grad_norm``, and the optimizer ``Trainer.create_optimizer`` picks. HF is also timed through
@@ -32,8 +34,7 @@ import transformers
 
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.checkpoint.files import read_checkpoint
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import DistContext
+from modelzoo.cli.modes import make_backend
 from modelzoo.loop.tasks import Task, build_task
 from modelzoo.params.params import Params, load_params
 from modelzoo.tools.convert_checkpoint import convert
@@ -64,6 +65,8 @@ def our_model(hf: torch.nn.Module, hf_kwargs: dict, dtype: str, device: str) -> 
     shape = {"hidden_size": "hidden_size", "num_hidden_layers": "num_hidden_layers",
              "num_attention_heads": "num_heads", "intermediate_size": "filter_size"}
     overrides = {f"model.{ours}": hf_kwargs[theirs] for theirs, ours in shape.items()}
+    overrides["model.dropout_rate"] = hf.config.hidden_dropout_prob
+    overrides["model.attention_dropout_rate"] = hf.config.attention_probs_dropout_prob
     overrides.update({"model.num_classes": NUM_LABELS, "runconfig.precision": dtype,
                       "train_input.packing": False, "eval_input.packing": False})
     params = load_params(DEFAULT_CONFIG, overrides)
@@ -78,9 +81,12 @@ def our_model(hf: torch.nn.Module, hf_kwargs: dict, dtype: str, device: str) -> 
 
 
 def our_step(hf: torch.nn.Module, hf_kwargs: dict, device: str, dtype: str) -> TorchStep:
-    """The trainer's step component over our model holding ``hf``'s weights (through the converter)."""
+    """The back-end's step component over our model holding ``hf``'s weights (through the converter)."""
     params, task, model = our_model(hf, hf_kwargs, dtype, device)
-    return TorchStep(params, task, model, DeviceSetup(torch.device(device), dtype), DistContext())
+    backend = make_backend("GPU" if device == "cuda" else "CPU", params, "train")
+    context = backend.start()
+    backend.prepare(model)
+    return backend.train_step(task, model, context)
 
 
 def hf_step(model: torch.nn.Module, batch: dict, device: str, dtype: str, compiled: bool):
