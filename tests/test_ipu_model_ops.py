@@ -20,8 +20,7 @@ import transformers
 
 from modelzoo.backends.ipu import IpuBackend, _InferenceStep
 from modelzoo.backends.ipu_options import build_poptorch_options
-from modelzoo.bert import BertConfig, BertForTokenClassification, PackedBertForSequenceClassification
-from modelzoo.common.iteration import zip_strict
+from modelzoo.bert import BertConfig, PackedBertForSequenceClassification
 from modelzoo.data.packing import pack_classification_examples, pack_token_examples
 from modelzoo.params.params import load_params
 from tests.hf_reference import ours_from_hf, padded_batch
@@ -43,25 +42,16 @@ from tests.test_packed_models import (
     packs_of_one_to_all,
     padded,
     random_sequences,
+    token_classifier_case,
 )
 
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
 
 
 def _token_case(packed: bool) -> Tuple[torch.nn.Module, Dict[str, torch.Tensor]]:
-    torch.manual_seed(0)
-    model = BertForTokenClassification(BertConfig.from_dict({**TINY, "num_classes": 7})).eval()
-    sequences = random_sequences(11, seed=1)
-    rng = np.random.default_rng(2)
-    labels = [rng.integers(1, 7, len(ids)).astype(np.int32) for ids in sequences]
-    loss_masks = [np.r_[0, rng.integers(0, 2, len(ids) - 2), 0].astype(np.int32) for ids in sequences]
+    model, sequences, labels, loss_masks, examples = token_classifier_case(11)
     if not packed:
         return model, padded(sequences, {"labels": labels, "loss_mask": loss_masks})
-    examples = [
-        {"input_ids": ids, "labels": label, "loss_mask": mask, "word_index": np.arange(len(ids), dtype=np.int32),
-         "sentence_index": index}
-        for index, (ids, label, mask) in enumerate(zip_strict(sequences, labels, loss_masks))
-    ]
     features = as_torch(pack_token_examples(examples, packs_of_one_to_all(len(examples)), MAX_LENGTH))
     inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "loss_mask")
     return model, {name: features[name] for name in inputs}

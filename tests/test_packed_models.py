@@ -74,6 +74,23 @@ def assert_same_gradients(packed: Dict[str, torch.Tensor], reference: Dict[str, 
         assert (packed[name] - grad).abs().max() <= 1e-5 * scale, name
 
 
+def token_classifier_case(count: int):
+    """A tiny token classifier (7 labels) and ``count`` random sentences: ids, labels, loss masks, and
+    the same as examples for ``pack_token_examples``."""
+    torch.manual_seed(0)
+    model = BertForTokenClassification(BertConfig.from_dict({**TINY, "num_classes": 7})).eval()
+    sequences = random_sequences(count, seed=1)
+    rng = np.random.default_rng(2)
+    labels = [rng.integers(1, 7, len(ids)).astype(np.int32) for ids in sequences]
+    loss_masks = [np.r_[0, rng.integers(0, 2, len(ids) - 2), 0].astype(np.int32) for ids in sequences]
+    examples = [
+        {"input_ids": ids, "labels": label, "loss_mask": mask, "word_index": np.arange(len(ids), dtype=np.int32),
+         "sentence_index": index}
+        for index, (ids, label, mask) in enumerate(zip_strict(sequences, labels, loss_masks))
+    ]
+    return model, sequences, labels, loss_masks, examples
+
+
 @pytest.fixture()
 def sequence_classifier() -> PackedBertForSequenceClassification:
     torch.manual_seed(0)
@@ -114,17 +131,7 @@ def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_cla
 
 @pytest.mark.parametrize("skip_padding", [False, True])
 def test_packed_token_logits_loss_and_gradients_equal_the_padded_batch(skip_padding):
-    torch.manual_seed(0)
-    model = BertForTokenClassification(BertConfig.from_dict({**TINY, "num_classes": 7})).eval()
-    sequences = random_sequences(19, seed=1)
-    rng = np.random.default_rng(2)
-    labels = [rng.integers(1, 7, len(ids)).astype(np.int32) for ids in sequences]
-    loss_masks = [np.r_[0, rng.integers(0, 2, len(ids) - 2), 0].astype(np.int32) for ids in sequences]
-    examples = [
-        {"input_ids": ids, "labels": label, "loss_mask": mask, "word_index": np.arange(len(ids), dtype=np.int32),
-         "sentence_index": index}
-        for index, (ids, label, mask) in enumerate(zip_strict(sequences, labels, loss_masks))
-    ]
+    model, sequences, labels, loss_masks, examples = token_classifier_case(19)
     pack_indices = packs_of_one_to_all(len(examples))
     packed = as_torch(pack_token_examples(examples, pack_indices, MAX_LENGTH))
     inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "loss_mask")
