@@ -112,6 +112,17 @@ def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, t
     assert [r["words"] for r in records["int8"]] == [r["words"] for r in records["float"]] == [s.words for s in sentences]
 
 
+def test_int8_computes_the_padding_in_float32_and_float_skips_it_in_its_precision(trained):
+    """int8's multiplies outrun moving the real tokens around attention, and its F1 was measured with
+    float32 around it; the float model keeps ``runconfig.precision`` and skips the padding."""
+    params_file, _ = trained
+    params = load_params(params_file, {"runconfig.precision": "bfloat16"})
+    float_tagger, _ = runner.build_tagger(params, torch.device("cpu"))
+    int8_tagger, _ = runner.build_tagger(params, torch.device("cpu"), quantize="int8")
+    assert (float_tagger.skip_padding, float_tagger.setup.precision) == (True, "bfloat16")
+    assert (int8_tagger.skip_padding, int8_tagger.setup.precision) == (False, "float32")
+
+
 def test_long_input_is_windowed_and_every_word_tagged(trained, tmp_path, capsys):
     params_file, _ = trained
     words = [f"word{i % 37}" for i in range(5 * MAX_SEQUENCE_LENGTH)]  # several windows of 48 tokens

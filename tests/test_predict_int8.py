@@ -1,4 +1,5 @@
-"""``--quantize int8``: which layers become int8 with how many bits, how far the logits move, where it is refused."""
+"""``--quantize int8``: which layers become int8 with how many bits, the fused activation, how far the logits
+move, where it is refused."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
 from modelzoo.bert import BertConfig, BertForTokenClassification, PackedBertForSequenceClassification
-from modelzoo.predict.int8 import WEIGHT_RANGE, quantize_int8
+from modelzoo.bert.model import _ACTIVATIONS
+from modelzoo.common.errors import ParamsError
+from modelzoo.predict import int8
+from modelzoo.predict.int8 import WEIGHT_RANGE, Int8Linear, quantize_int8
 from tests.hf_reference import padded_batch
 
 CONFIG = dict(vocab_size=120, hidden_size=64, num_hidden_layers=2, num_heads=4, filter_size=256, num_classes=7)
@@ -22,7 +26,7 @@ def float_model() -> BertForTokenClassification:
 
 
 def int8_linears(model: nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if isinstance(module, DynamicInt8Linear)]
+    return [name for name, module in model.named_modules() if isinstance(module, Int8Linear)]
 
 
 def test_every_encoder_linear_becomes_int8_per_channel_and_the_classifier_stays_float():
@@ -32,12 +36,45 @@ def test_every_encoder_linear_becomes_int8_per_channel_and_the_classifier_stays_
     assert sorted(names) == sorted(f"bert.encoder.layer.{i}.{part}" for i in range(2) for part in per_layer)
     assert type(quantized.classifier) is nn.Linear
     qkv = quantized.get_submodule("bert.encoder.layer.0.attention.qkv")
-    assert qkv.weight().dtype == torch.qint8
-    assert qkv.weight().qscheme() == torch.per_channel_affine  # a scale per output row, not one per matrix
+    assert qkv.int8_weight.dtype == torch.int8
+    assert qkv.weight_scale.shape == (3 * 64,)  # a scale per output row, not one per matrix
+    split = [name for name in names if quantized.get_submodule(name).outlier_rows]
+    assert split == [f"bert.encoder.layer.{i}.output" for i in range(2)]  # the FFN's second linear: GELU input
     for name in names:  # 7-bit weights, every row using the whole range: no 16-bit pair sum can overflow
-        weights = quantized.get_submodule(name).weight().int_repr()
+        weights = quantized.get_submodule(name).int8_weight
         assert weights.min() >= WEIGHT_RANGE[0] and weights.max() <= WEIGHT_RANGE[1]
         assert (weights.abs().amax(1) >= WEIGHT_RANGE[1]).all()
+
+
+@pytest.mark.parametrize("activation", sorted(_ACTIVATIONS))
+def test_the_activation_is_fused_into_the_ffns_first_linear_and_computes_the_same(activation):
+    torch.manual_seed(0)
+    model = BertForTokenClassification(BertConfig(**CONFIG, encoder_nonlinearity=activation)).eval()
+    layer = model.bert.encoder.layer[0]
+    plain = Int8Linear(layer.intermediate)
+    quantize_int8(model, torch.device("cpu"))
+    assert isinstance(layer.activation, nn.Identity) and layer.intermediate.activation != plain.activation
+    x = torch.randn(37, 64)
+    with torch.inference_mode():
+        fused, separate = layer.intermediate(x), _ACTIVATIONS[activation](plain(x))
+    assert torch.allclose(fused, separate, atol=1e-5), (fused - separate).abs().max()
+
+
+def test_outlier_rows_get_their_own_scale_and_keep_the_other_rows_precise():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    x = F.gelu(torch.randn(200, 64))
+    outliers = [3, 70, 150]
+    x[outliers] *= 40  # a few tokens far larger than the rest, as the GELU output has
+    others = torch.ones(200, dtype=torch.bool)
+    others[outliers] = False
+    with torch.inference_mode():
+        expected = linear(x)
+        split = Int8Linear(linear, outlier_rows=True)(x) - expected
+        single = Int8Linear(linear)(x) - expected
+    rms = lambda error: error.pow(2).mean().sqrt()  # noqa: E731
+    assert rms(split[others]) < 0.2 * rms(single[others]), (rms(split[others]), rms(single[others]))
+    assert rms(split[outliers]) < 0.02 * rms(expected[outliers])  # the outlier rows stay precise too
 
 
 def test_int8_logits_stay_close_to_the_float_logits():
@@ -97,3 +134,9 @@ def test_the_sequence_classifiers_pooler_and_classifier_stay_float():
 def test_int8_is_refused_off_the_cpu():
     with pytest.raises(ValueError, match="CPU only"):
         quantize_int8(float_model(), torch.device("cuda"))
+
+
+def test_a_torch_without_onednn_int8_is_one_error_that_names_the_other_engine(monkeypatch):
+    monkeypatch.setattr(int8, "onednn_int8_available", lambda: False)
+    with pytest.raises(ParamsError, match="no oneDNN int8 kernels.*--engine onnxruntime --quantize int8"):
+        quantize_int8(float_model(), torch.device("cpu"))

@@ -12,10 +12,12 @@ path is exported: every inner shape follows the two dynamic axes (batch, sequenc
 exporter is deprecated since torch 2.9 but is the one whose graph the fusions know.
 
 int8. ``model_int8.onnx`` is ``onnxruntime.quantization.quantize_dynamic`` of the unfused graph (the
-fused one quantizes to a slower graph) with the scheme of ``--quantize int8``
-(:mod:`modelzoo.predict.int8`): activations quantized per batch to all 8 bits, weights to about 7 bits
-(``reduce_range``: -64..64) with one scale per output channel, the classifier in float32. ONNX Runtime's
-default, one scale per weight matrix, costs entity F1; this scheme keeps it (README: Predict, Measured).
+fused one quantizes to a slower graph) with the weights of ``--quantize int8``
+(:mod:`modelzoo.predict.int8`): about 7 bits (``reduce_range``: -64..64) with one scale per output
+channel, activations quantized per batch to all 8 bits, the classifier in float32. ONNX Runtime's
+default, one scale per weight matrix, costs entity F1; this scheme keeps it (README: Predict,
+Measured). It has one activation scale for every row, where ``--quantize int8`` gives the FFN's
+outlier rows their own: ``DynamicQuantizeLinear`` has no such split.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--pretokenized", action="store_true",
                          help="input lines are whitespace-separated words (no further splitting)")
     predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
-                         help="CPU only: int8 encoder (7-bit weights, 8-bit activations), faster; with --engine "
-                         "onnxruntime the export's model_int8.onnx, the fastest CPU path (README: Predict)")
+                         help="CPU only: int8 encoder (7-bit weights, 8-bit activations, oneDNN kernels), the fastest "
+                         "CPU path; with --engine onnxruntime the export's model_int8.onnx (README: Predict)")
     predict.add_argument("--engine", choices=ENGINES, default="torch",
                          help="onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
     return parser
