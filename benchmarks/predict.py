@@ -24,7 +24,8 @@ repeat so that machine drift hits all alike; the figures are medians of ``--repe
 
 Each is warmed up on 1,000 other sentences first (the split's last), as a stream warms up: caches
 fill, and oneDNN builds the few int8 kernels (one per 64-row bucket, :mod:`modelzoo.predict.int8`)
-that it reuses from then on. Building the model (quantizing, exporting) is not timed. ONNX Runtime runs on as many threads as torch (``OMP_NUM_THREADS``, else torch's default).
+that it reuses from then on. Building the model (quantizing, exporting) is not timed. ONNX Runtime
+runs on as many threads as torch (``OMP_NUM_THREADS``, else torch's default).
 Each also gets an entity F1 against the gold tags: entities as character spans ``(line, start,
 end, type)`` of the input text, exact match, so all are scored alike whatever words each splits
 the line into. The ratios are against the HF pipeline and ONNX Runtime. Also

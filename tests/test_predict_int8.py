@@ -60,6 +60,20 @@ def test_the_activation_is_fused_into_the_ffns_first_linear_and_computes_the_sam
     assert torch.allclose(fused, separate, atol=1e-5), (fused - separate).abs().max()
 
 
+def rms(error: torch.Tensor) -> torch.Tensor:
+    return error.pow(2).mean().sqrt()
+
+
+def test_rows_padded_up_to_the_kernels_bucket_leave_the_real_rows_as_they_were():
+    """37 rows go in as 64; with the same value range, they come out as the first 37 of 64 real rows."""
+    torch.manual_seed(0)
+    linear = Int8Linear(nn.Linear(64, 32))
+    x = torch.randn(37, 64)
+    with torch.inference_mode():
+        alone, among_more = linear(x), linear(torch.cat((x, x[:27])))[:37]
+    assert alone.shape == (37, 32) and torch.equal(alone, among_more)
+
+
 def test_outlier_rows_get_their_own_scale_and_keep_the_other_rows_precise():
     torch.manual_seed(0)
     linear = nn.Linear(64, 32)
@@ -72,7 +86,6 @@ def test_outlier_rows_get_their_own_scale_and_keep_the_other_rows_precise():
         expected = linear(x)
         split = Int8Linear(linear, outlier_rows=True)(x) - expected
         single = Int8Linear(linear)(x) - expected
-    rms = lambda error: error.pow(2).mean().sqrt()  # noqa: E731
     assert rms(split[others]) < 0.2 * rms(single[others]), (rms(split[others]), rms(single[others]))
     assert rms(split[outliers]) < 0.02 * rms(expected[outliers])  # the outlier rows stay precise too
 

@@ -6,7 +6,8 @@ its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as 
 evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
 (about 10 % padding on CoNLL-2003). A float model skips that padding in all but attention
 (``skip_padding``); an int8 one computes it, because its matrix multiplies are so fast that moving
-the real tokens out of the rows and back around every attention costs more than the padding. A batch holds as many rows as fit in the tokens of one ``eval_input`` batch
+the real tokens out of the rows and back around every attention costs more than the padding. A
+batch holds as many rows as fit in the tokens of one ``eval_input`` batch
 (``batch_size x max_sequence_length``): many short sentences or a few long ones.
 Each tag comes with its softmax probability at that first piece (computed in float32 whatever the
 autocast precision). WordPiece ids are cached per distinct word, up to ``WORD_CACHE_SIZE`` words, so
