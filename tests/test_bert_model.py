@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modelzoo.bert import BertConfig, BertForTokenClassification
-from modelzoo.bert.model import block_diagonal_attention_mask
+from modelzoo.bert.model import RealTokens, block_diagonal_attention_mask
 from modelzoo.common.errors import ParamsError
 from tests.hf_reference import padded_batch
 
@@ -80,6 +80,53 @@ def test_loss_counts_only_masked_positions():
     changed = labels.clone()
     changed[1] = (changed[1] + 1) % 5  # labels outside the mask must not matter
     assert torch.equal(model(input_ids=input_ids, labels=changed, loss_mask=loss_mask).loss, output.loss)
+
+
+def test_real_tokens_attend_per_sequence_in_blocks_of_one_length():
+    """Rows sorted by length: the blocks are views of the tokens as they come (no reordering); packed
+    rows: the sequences are gathered by length, and each token's output goes back to its place."""
+    sorted_rows = RealTokens(torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))
+    assert (sorted_rows.order, sorted_rows.blocks) == (None, [(2, 3), (1, 5)])
+    packed = RealTokens(torch.tensor([[1, 1, 1, 2, 2], [1, 1, 2, 2, 0]]))
+    assert packed.blocks == [(3, 2), (1, 3)]
+    tokens = torch.arange(9.0)[:, None]  # token i holds i
+    seen = []
+
+    def attend(block: torch.Tensor) -> torch.Tensor:
+        seen.append(block[..., 0].tolist())
+        return block * 10
+
+    assert packed.per_sequence(tokens, attend)[:, 0].tolist() == [10.0 * i for i in range(9)]
+    assert seen == [[[3.0, 4.0], [5.0, 6.0], [7.0, 8.0]], [[0.0, 1.0, 2.0]]]
+
+
+def test_skip_padding_keeps_the_matmul_attention_kernel(monkeypatch):
+    """bfloat16 training on a CPU picks matmul attention for its speed; skipping padding must not swap it back."""
+    model = small_model()
+    batch = padded_batch(SMALL["vocab_size"], [5, 2, 7], 8)
+    with torch.no_grad():
+        sdpa_logits = model(**batch, skip_padding=True).logits
+        model.bert.attention_kernel = "matmul"
+
+        def no_sdpa(*args, **kwargs):
+            raise AssertionError("SDPA ran under attention_kernel='matmul'")
+
+        monkeypatch.setattr("modelzoo.bert.model.F.scaled_dot_product_attention", no_sdpa)
+        matmul_logits = model(**batch, skip_padding=True).logits
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(matmul_logits[real], sdpa_logits[real], rtol=0, atol=1e-5)
+
+
+def test_skip_padding_handles_an_empty_row_and_an_all_padding_batch():
+    model = small_model()
+    batch = padded_batch(SMALL["vocab_size"], [4, 0, 6], 8)
+    real = batch["attention_mask"].bool()
+    with torch.no_grad():
+        padded, skipped = (model(**batch, skip_padding=skip).logits for skip in (False, True))
+        torch.testing.assert_close(skipped[real], padded[real], rtol=0, atol=1e-5)
+        empty = {name: torch.zeros_like(value) for name, value in batch.items()}
+        sequence_output, _ = model.bert(empty["input_ids"], empty["attention_mask"], skip_padding=True)
+    assert sequence_output.shape == (3, 8, SMALL["hidden_size"]) and sequence_output.abs().max() == 0
 
 
 def test_without_labels_only_logits_come_back():

@@ -1,8 +1,9 @@
 """The same tiny run gives the same loss at every step as before the layer redesign.
 
-tests/data/golden_losses.json was recorded with the code before the redesign (its
-``recorded_with`` says which commit): a behaviour change anywhere in data, model, optimizer or
-loop moves at least one of these 30 losses.
+tests/data/golden_losses.json was recorded with the code before the redesign and re-recorded once,
+when the dropout masks of skip_padding's per-sequence attention changed (its ``recorded_with`` says
+which commits, and what was checked): a behaviour change anywhere in data, model, optimizer or loop
+moves at least one of these 30 losses.
 """
 
 from __future__ import annotations

@@ -96,6 +96,15 @@ def test_unsure_entities_are_dropped_and_their_words_read_o():
     assert drop_unsure_entities(prediction, 0.95).entities == []
 
 
+def test_the_threshold_compares_scores_as_written():
+    """A threshold copied from an output keeps the entities that show it, whatever digits were rounded away."""
+    line = "Paris"
+    prediction = make_prediction(1, line, split_words(line), ["B-LOC"], [0.21468])
+    assert json.loads(to_json_line(prediction))["entities"][0]["score"] == 0.2147
+    assert drop_unsure_entities(prediction, 0.2147) == prediction
+    assert drop_unsure_entities(prediction, 0.2148).entities == []
+
+
 def test_scores_are_written_with_four_decimals():
     line = "Paris"
     record = json.loads(to_json_line(make_prediction(1, line, split_words(line), ["B-LOC"], [0.123456789])))

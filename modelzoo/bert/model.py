@@ -11,7 +11,7 @@ IPU, whose poptorch has no SDPA.
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Tuple
+from typing import Callable, Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -63,26 +63,59 @@ def matmul_attention(
 
 
 class RealTokens:
-    """Where the real (non-padding) tokens of a ``[batch, seq]`` batch sit, to run the per-token
-    layers (every linear, GELU, LayerNorm) on them alone: ``[tokens, hidden]`` instead of
-    ``[batch, seq, hidden]``. Only attention needs the rows, so it pads its input back and drops
-    the padding from its output. Padding never reaches a real token (the mask keeps it apart), so
-    real positions come out as with padding, while the work shrinks to the real share of the batch.
-    The token count depends on the data, so this is for eager runs, not poptorch or torch.compile.
+    """Where the real (non-padding) tokens of a ``[batch, seq]`` batch sit and which sequence each
+    belongs to, to run the encoder on them alone: every linear, GELU and LayerNorm on ``[tokens,
+    hidden]`` instead of ``[batch, seq, hidden]``, and attention on each sequence alone, with neither
+    padding nor mask. A sequence is the tokens of one row that share a mask value (one a row for a 0/1
+    mask, 1..k for a packed row), so real outputs come out as in the padded, masked batch.
+
+    Attention runs once for each sequence length, on one ``[sequences, length]`` block of all the
+    batch's sequences of that length: a few SDPA calls a batch, not one a sequence. The tokens are put
+    in block order once a batch; when they already are (one sequence a row, rows sorted by length, as
+    prediction batches them) the blocks are views and nothing is copied. Skipping the padding and the
+    mask this way does less work than gathering the tokens back into padded rows for every attention.
+    The token count and the blocks depend on the data, so this is for eager runs, not poptorch or
+    torch.compile.
     """
 
     def __init__(self, attention_mask: torch.Tensor) -> None:
         self.batch, self.seq = attention_mask.shape
-        self.index = torch.nonzero(attention_mask.flatten()).squeeze(1)
+        mask_values = attention_mask.flatten().long()
+        self.index = torch.nonzero(mask_values).squeeze(1)
+        row_and_value = self.index // self.seq * (int(mask_values.max()) + 1) + mask_values[self.index]
+        _, sequence, lengths = torch.unique(row_and_value, return_inverse=True, return_counts=True)
+        # by (length, sequence); a stable sort keeps each sequence's tokens in position order
+        order = torch.argsort(lengths[sequence] * len(lengths) + sequence, stable=True)
+        in_order = torch.equal(order, torch.arange(len(order), device=order.device))
+        self.order = None if in_order else order
+        self.inverse_order = None if in_order else torch.argsort(order)
+        block_lengths, block_sizes = torch.unique(lengths, return_counts=True)
+        # an all-padding batch: one empty block, so that attention still gives its [0, d'] output
+        self.blocks = list(zip(block_sizes.tolist(), block_lengths.tolist())) or [(0, 1)]
 
     def drop_padding(self, rows: torch.Tensor) -> torch.Tensor:
-        """``[batch, seq, d]`` -> ``[tokens, d]``."""
+        """``[batch, seq, ...]`` -> ``[tokens, ...]``."""
         return rows.flatten(0, 1).index_select(0, self.index)
 
     def pad(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[tokens, d]`` -> ``[batch, seq, d]`` with zeros at the padding."""
-        rows = tokens.new_zeros(self.batch * self.seq, tokens.shape[-1]).index_copy(0, self.index, tokens)
+        rows = tokens.new_zeros(self.batch * self.seq, tokens.shape[-1]).index_copy_(0, self.index, tokens)
         return rows.view(self.batch, self.seq, -1)
+
+    def per_sequence(
+        self, tokens: torch.Tensor, attend: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``attend`` (``[sequences, length, d]`` -> ``[sequences, length, d']``) on every block of
+        ``tokens`` (``[tokens, d]``); the outputs as ``[tokens, d']``, in the tokens' order."""
+        if self.order is not None:
+            tokens = tokens.index_select(0, self.order)
+        outputs, start = [], 0
+        for sequences, length in self.blocks:
+            block = tokens[start : start + sequences * length].view(sequences, length, tokens.shape[-1])
+            outputs.append(attend(block).flatten(0, 1))
+            start += sequences * length
+        output = torch.cat(outputs) if len(outputs) != 1 else outputs[0]
+        return output if self.inverse_order is None else output.index_select(0, self.inverse_order)
 
 
 class BertEmbeddings(nn.Module):
@@ -129,16 +162,24 @@ class BertSelfAttention(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: Optional[torch.Tensor],
         real_tokens: Optional[RealTokens] = None,
     ) -> torch.Tensor:
+        """``[batch, seq, hidden]`` with its mask, or ``[tokens, hidden]`` with ``real_tokens`` and a
+        mask that masks nothing (None for SDPA, an additive 0 for :func:`matmul_attention`)."""
         qkv = self.qkv(hidden_states)
-        if real_tokens is not None:
-            qkv = real_tokens.pad(qkv)
+        if real_tokens is None:
+            context = self._attend(qkv, attention_mask)
+        else:
+            context = real_tokens.per_sequence(qkv, lambda block: self._attend(block, attention_mask))
+        return self.output(context)
+
+    def _attend(self, qkv: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """``[batch, seq, 3 * hidden]`` -> ``[batch, seq, hidden]``; a boolean mask or None runs SDPA."""
         batch, seq, _ = qkv.shape
         # [batch, seq, 3, heads, head_size] -> three [batch, heads, seq, head_size]
         query, key, value = qkv.view(batch, seq, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
-        if attention_mask.dtype == torch.bool:
+        if attention_mask is None or attention_mask.dtype == torch.bool:
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_mask, dropout_p=self.dropout_rate if self.training else 0.0
             )
@@ -146,10 +187,7 @@ class BertSelfAttention(nn.Module):
             context = matmul_attention(
                 query, key, value, attention_mask, self.scale, self.dropout_rate, self.training
             )
-        context = context.transpose(1, 2).reshape(batch, seq, -1)
-        if real_tokens is not None:
-            context = real_tokens.drop_padding(context)
-        return self.output(context)
+        return context.transpose(1, 2).flatten(2)
 
 
 class BertLayer(nn.Module):
@@ -168,7 +206,7 @@ class BertLayer(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: Optional[torch.Tensor],
         real_tokens: Optional[RealTokens] = None,
     ) -> torch.Tensor:
         attended = self.dropout(self.attention(hidden_states, attention_mask, real_tokens))
@@ -185,7 +223,7 @@ class BertEncoder(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: Optional[torch.Tensor],
         real_tokens: Optional[RealTokens] = None,
     ) -> torch.Tensor:
         for layer in self.layer:
@@ -241,17 +279,19 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
-        mask = block_diagonal_attention_mask(attention_mask)
-        if self.attention_kernel == "matmul":
-            mask = additive_attention_mask(mask, hidden_states.dtype)
-        elif self.attention_kernel != "sdpa":
+        if self.attention_kernel not in ("sdpa", "matmul"):
             raise ValueError(f"attention_kernel must be 'sdpa' or 'matmul', got {self.attention_kernel!r}")
         if skip_padding:
             real_tokens = RealTokens(attention_mask)
-            hidden_states = self.encoder(real_tokens.drop_padding(hidden_states), mask, real_tokens)
-            sequence_output = real_tokens.pad(hidden_states)
+            inputs = (real_tokens.drop_padding(ids) for ids in (input_ids, token_type_ids, position_ids))
+            hidden_states = self.embeddings(*inputs)
+            masks_nothing = None if self.attention_kernel == "sdpa" else hidden_states.new_zeros(())
+            sequence_output = real_tokens.pad(self.encoder(hidden_states, masks_nothing, real_tokens))
         else:
+            hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
+            mask = block_diagonal_attention_mask(attention_mask)
+            if self.attention_kernel == "matmul":
+                mask = additive_attention_mask(mask, hidden_states.dtype)
             sequence_output = self.encoder(hidden_states, mask)
         pooled_output = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
         return sequence_output, pooled_output

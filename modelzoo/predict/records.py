@@ -71,8 +71,9 @@ def make_prediction(line: int, text: str, words: List[Word], tags: List[str], wo
 
 def drop_unsure_entities(prediction: Prediction, min_score: float) -> Prediction:
     """``prediction`` without the entities scored below ``min_score``; their words' tags become ``O``
-    (so JSON, CoNLL and the page agree on what is an entity), their word scores stay the model's."""
-    kept = [entity for entity in prediction.entities if entity.score >= min_score]
+    (so JSON, CoNLL and the page agree on what is an entity), their word scores stay the model's.
+    Scores are compared as written (rounded), so a threshold read off an output keeps the entities showing it."""
+    kept = [entity for entity in prediction.entities if _rounded(entity.score) >= min_score]
     if len(kept) == len(prediction.entities):
         return prediction
     tags = [OUTSIDE_TAG] * len(prediction.tags)

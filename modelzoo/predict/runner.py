@@ -12,7 +12,6 @@ stays bounded, output appears at once and a killed run leaves whole records (``-
 
 from __future__ import annotations
 
-import ctypes
 import json
 import sys
 import time
@@ -30,6 +29,7 @@ from modelzoo.bert import BertForTokenClassification, PackedBertForSequenceClass
 from modelzoo.checkpoint.training import checkpoint_to_evaluate, load_model_weights
 from modelzoo.common.atomic import write_text_atomic
 from modelzoo.common.errors import DataFileError, ParamsError
+from modelzoo.common.heap import keep_freed_memory, return_freed_memory
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.data.text_files import read_utf8_text
@@ -63,19 +63,6 @@ from modelzoo.predict.tagger import WordTagger
 from modelzoo.predict.tokenize_raw import split_words
 
 TOKEN_HEAD, SEQUENCE_HEAD = "token_classification", "sequence_classification"
-
-try:  # glibc's: give freed heap pages back to the system (see return_freed_memory)
-    _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
-except (OSError, AttributeError):  # another C library: nothing to do
-    _MALLOC_TRIM = None
-
-
-def return_freed_memory() -> None:
-    """After each chunk: every batch has its own shape, and glibc keeps the heap that such tensors
-    leave fragmented instead of returning it, so a long stream's memory would creep up chunk after
-    chunk although nothing is kept; trimming holds it at one chunk's worth."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True)
@@ -155,6 +142,8 @@ def _classifier_labels(path: Path) -> Dict[str, int]:
 
 
 def _torch_model(model_class, params: Params, checkpoint: Path, device: torch.device, strict: bool, quantize: Optional[str]):
+    if device.type == "cpu":
+        keep_freed_memory()
     torch.manual_seed(params.runconfig.seed)
     model = model_class(params.model)
     report = load_model_weights(model, checkpoint, strict)

@@ -4,9 +4,9 @@ Rows are built as the CSV writer builds them for training (``[CLS]``, pieces, ``
 shared window rule of ``modelzoo.data.windows``), and a word's tag is the prediction at
 its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
 evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
-(about 10 % padding on CoNLL-2003). A float model skips that padding in all but attention
-(``skip_padding``); an int8 one computes it, because its matrix multiplies are so fast that moving
-the real tokens out of the rows and back around every attention costs more than the padding. A
+(about 10 % padding on CoNLL-2003). A float model skips that padding (``skip_padding``); an int8
+one computes it: it is as fast either way, and padding moves int8's per-batch activation scale, so
+padded batches are the ones whose entity F1 was measured. A
 batch holds as many rows as fit in the tokens of one ``eval_input`` batch
 (``batch_size x max_sequence_length``): many short sentences or a few long ones.
 Each tag comes with its softmax probability at that first piece (computed in float32 whatever the
