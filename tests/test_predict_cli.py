@@ -113,8 +113,8 @@ def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, t
 
 
 def test_int8_computes_the_padding_in_float32_and_float_skips_it_in_its_precision(trained):
-    """int8's multiplies outrun moving the real tokens around attention, and its F1 was measured with
-    float32 around it; the float model keeps ``runconfig.precision`` and skips the padding."""
+    """int8 computes the padding (its F1 measured better so) with float32 around it; the float model
+    keeps ``runconfig.precision`` and skips the padding."""
     params_file, _ = trained
     params = load_params(params_file, {"runconfig.precision": "bfloat16"})
     float_tagger, _ = runner.build_tagger(params, torch.device("cpu"))

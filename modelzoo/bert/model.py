@@ -82,7 +82,8 @@ class RealTokens:
         self.batch, self.seq = attention_mask.shape
         mask_values = attention_mask.flatten().long()
         self.index = torch.nonzero(mask_values).squeeze(1)
-        row_and_value = self.index // self.seq * (int(mask_values.max()) + 1) + mask_values[self.index]
+        # one key per (row, mask value); a row holds at most seq sequences, so values are at most seq
+        row_and_value = self.index // self.seq * (self.seq + 1) + mask_values[self.index]
         _, sequence, lengths = torch.unique(row_and_value, return_inverse=True, return_counts=True)
         # by (length, sequence); a stable sort keeps each sequence's tokens in position order
         order = torch.argsort(lengths[sequence] * len(lengths) + sequence, stable=True)

@@ -5,8 +5,8 @@ shared window rule of ``modelzoo.data.windows``), and a word's tag is the predic
 its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
 evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
 (about 10 % padding on CoNLL-2003). A float model skips that padding (``skip_padding``); an int8
-one computes it: it is as fast either way, and padding moves int8's per-batch activation scale, so
-padded batches are the ones whose entity F1 was measured. A
+one computes it: no slower, and the padding takes part in int8's per-batch activation scale, which
+measured better (entity F1 on CoNLL-2003 dev 0.9019 computing it, 0.9003 skipping it). A
 batch holds as many rows as fit in the tokens of one ``eval_input`` batch
 (``batch_size x max_sequence_length``): many short sentences or a few long ones.
 Each tag comes with its softmax probability at that first piece (computed in float32 whatever the
