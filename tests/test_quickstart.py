@@ -23,15 +23,15 @@ def quickstart(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subprocess.Co
     )
 
 
-def test_tiny_quickstart_runs_the_whole_path_and_a_second_run_reuses_it(tmp_path):
+def test_one_step_quickstart_runs_the_whole_path_and_a_second_run_reuses_it(tmp_path):
     workdir = tmp_path / "work"
-    first = quickstart("--workdir", str(workdir), "--max_sentences", "50", "--max_steps", "3")
+    first = quickstart("--workdir", str(workdir), "--max_sentences", "50", "--max_steps", "1")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
     run_dir = workdir / "quickstart-first50"
     for step in ("write_csv_ner.py", "convert_checkpoint convert", "--mode train", "--mode eval", "--mode predict"):
         assert f"{step}" in first.stdout
     for split in ("dev", "test"):
-        metrics = json.loads((run_dir / f"eval-{split}" / "eval" / "metrics_step_3.json").read_text())
+        metrics = json.loads((run_dir / f"eval-{split}" / "eval" / "metrics_step_1.json").read_text())
         overall = metrics["scores"]["overall"]
         assert metrics["f1"] == overall["f1"] and overall["support"] > 0  # gold entities of the split were scored
         assert f"--- {split} ---" in first.stdout
@@ -41,7 +41,7 @@ def test_tiny_quickstart_runs_the_whole_path_and_a_second_run_reuses_it(tmp_path
     assert "fine-tuning wall time" in first.stdout
     assert "overall (micro)" in first.stdout.split("=== quick start")[1]
 
-    second = quickstart("--workdir", str(workdir), "--max_sentences", "50", "--max_steps", "3")
+    second = quickstart("--workdir", str(workdir), "--max_sentences", "50", "--max_steps", "1")
     assert second.returncode == 0, second.stderr
     assert "data: reusing" in second.stdout and "weights: reusing" in second.stdout
     assert "model: reusing the finished fine-tune" in second.stdout

@@ -150,11 +150,18 @@ def write_params(
 
 
 def squeezed_schedule(phases: List[dict], max_steps: int) -> List[dict]:
-    """The schedule scaled to ``max_steps`` steps, each phase keeping its share of the run (one step at least)."""
+    """The schedule scaled to ``max_steps`` steps, each phase keeping its share of the run.
+
+    Phases that would get no step are left out, the earliest first (a warmup before a decay), so
+    the lengths always sum to ``max_steps``: a one-step run takes the last phase's first rate.
+    """
     total = sum(phase["total_iters"] for phase in phases)
-    lengths = [max(1, round(phase["total_iters"] * max_steps / total)) for phase in phases[:-1]]
-    lengths.append(max(1, max_steps - sum(lengths)))
-    return [{**phase, "total_iters": length} for phase, length in zip_strict(phases, lengths)]
+    kept = phases[-max_steps:]
+    lengths = [max(1, round(phase["total_iters"] * max_steps / total)) for phase in kept[:-1]]
+    while sum(lengths) >= max_steps:  # rounding up several short phases can leave the last none
+        lengths[lengths.index(max(lengths))] -= 1
+    lengths.append(max_steps - sum(lengths))
+    return [{**phase, "total_iters": length} for phase, length in zip_strict(kept, lengths)]
 
 
 def fine_tune(params_file: Path, model_dir: Path, weights: Path, settings: dict) -> float:
