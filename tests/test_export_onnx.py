@@ -14,7 +14,7 @@ import torch
 from modelzoo.bert import BertForTokenClassification
 from modelzoo.checkpoint.training import load_model_weights
 from modelzoo.cli.main import main as run_main
-from modelzoo.loop.distributed import DistContext
+from modelzoo.common.distributed import DistContext
 from modelzoo.loop.tasks import build_task
 from modelzoo.params.params import load_params
 from modelzoo.tools.convert_checkpoint import main as convert_main

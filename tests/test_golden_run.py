@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from modelzoo.backends.torch_step import TorchStep
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import DistContext
+from modelzoo.common.device import DeviceSetup
+from modelzoo.common.distributed import DistContext
 from modelzoo.loop.tasks import build_task
 from modelzoo.loop.trainer import Trainer
 from modelzoo.params.params import load_params

@@ -17,7 +17,7 @@ import yaml
 from data_processing.write_csv_classifier import main as write_classifier_csv
 from data_processing.write_csv_ner import convert as write_ner_csv
 from modelzoo.cli.main import main as run_main
-from modelzoo.loop.distributed import DistContext
+from modelzoo.common.distributed import DistContext
 from modelzoo.loop.tasks import build_task
 from modelzoo.params.params import load_params
 

@@ -7,8 +7,8 @@ import torch
 
 from modelzoo.backends.cpu import cpu_backend
 from modelzoo.cli.main import main
-from modelzoo.loop import device as device_module
-from modelzoo.loop.device import DeviceSetup
+from modelzoo.common import device as device_module
+from modelzoo.common.device import DeviceSetup
 from modelzoo.loop.tasks import build_task
 from modelzoo.params.params import load_params
 from tests.run_fixtures import tiny_params, write_params

@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+from modelzoo.data.raw_words import split_words
 from modelzoo.predict.html_page import render_classification_page, render_page
 from modelzoo.predict.records import Classification, make_prediction
-from modelzoo.predict.tokenize_raw import split_words
 
 LINES = {
     "Angela Merkel met Emmanuel Macron in Paris.": ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "O"],

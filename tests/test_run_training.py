@@ -22,8 +22,8 @@ from modelzoo.checkpoint.training import (
     save_checkpoint,
 )
 from modelzoo.cli.main import main
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import DistContext
+from modelzoo.common.device import DeviceSetup
+from modelzoo.common.distributed import DistContext
 from modelzoo.loop.tasks import build_task
 from modelzoo.loop.trainer import Trainer, TrainingInterrupted
 from modelzoo.params.params import load_params

@@ -10,10 +10,10 @@ from torch import nn
 
 from data_processing.write_csv_ner import convert, format_summary
 from modelzoo.bert import BertConfig, BertForTokenClassification
+from modelzoo.common.device import DeviceSetup
 from modelzoo.data.ner_dataset import NerCsvDataset
 from modelzoo.data.vocab import read_vocab
 from modelzoo.data.windows import count_split_words, sentence_windows
-from modelzoo.loop.device import DeviceSetup
 from modelzoo.predict.tagger import WordTagger
 
 sentences = st.lists(st.integers(min_value=1, max_value=40), max_size=60)

@@ -39,12 +39,12 @@ from modelzoo.backends.ipu_options import (
     require_poptorch,
     resolve_ipu_params,
 )
+from modelzoo.common.device import DeviceSetup
+from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.ner_dataset import ShardedBatchSampler
 from modelzoo.data.packing import IGNORE_LABEL
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import DistContext
 from modelzoo.loop.evaluation import score_outputs
 from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
 from modelzoo.loop.trainer import StepResult

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from modelzoo.backends.torch_step import TorchStep
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import DistContext, init_distributed, shutdown_distributed
+from modelzoo.common.device import DeviceSetup
+from modelzoo.common.distributed import DistContext, init_distributed, shutdown_distributed
 from modelzoo.loop.evaluation import evaluate
 from modelzoo.loop.tasks import Task
 from modelzoo.params.params import Params

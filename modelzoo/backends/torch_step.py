@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from modelzoo.common.device import DeviceSetup
+from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import ParamsError
-from modelzoo.loop.device import DeviceSetup
-from modelzoo.loop.distributed import DistContext
 from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
 from modelzoo.loop.trainer import StepResult
 from modelzoo.optim.optimizer import build_optimizer

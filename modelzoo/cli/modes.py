@@ -21,7 +21,7 @@ from modelzoo.checkpoint.training import (
     saved_params,
     seed_rngs,
 )
-from modelzoo.loop.distributed import DistContext
+from modelzoo.common.distributed import DistContext
 from modelzoo.loop.tasks import build_task
 from modelzoo.loop.trainer import Trainer, crossed
 from modelzoo.params.compare import check_resume_params

@@ -17,7 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from modelzoo.common.atomic import write_json_atomic
-from modelzoo.loop.distributed import DistContext
+from modelzoo.common.distributed import DistContext
 from modelzoo.loop.tasks import Task, count_loss_positions
 
 _CPU = torch.device("cpu")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from modelzoo.bert import BertForTokenClassification, PackedBertForSequenceClassification
+from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import ParamsError
 from modelzoo.data.classifier_dataset import ClassifierDataset, build_classifier_dataloader
 from modelzoo.data.ner_dataset import (
@@ -27,7 +28,6 @@ from modelzoo.data.ner_dataset import (
 )
 from modelzoo.data.packing import IGNORE_LABEL
 from modelzoo.data.params import InputParams
-from modelzoo.loop.distributed import DistContext
 from modelzoo.metrics import first_piece_words, score_words
 from modelzoo.params.params import Params
 

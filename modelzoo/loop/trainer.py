@@ -34,8 +34,8 @@ from modelzoo.checkpoint.training import (
     rng_states,
     save_checkpoint,
 )
+from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import CheckpointError, UserError
-from modelzoo.loop.distributed import DistContext
 from modelzoo.optim.lr_schedule import check_schedule_covers
 from modelzoo.optim.optimizer import build_lr_scheduler
 from modelzoo.params.params import Params

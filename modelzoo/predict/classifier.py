@@ -18,12 +18,12 @@ import torch
 from torch import nn
 from transformers import BertTokenizerFast
 
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.classifier_dataset import classifier_packs
 from modelzoo.data.packing import pack_classification_examples
 from modelzoo.data.params import InputParams
 from modelzoo.data.vocab import is_uncased_vocab, read_vocab
-from modelzoo.loop.device import DeviceSetup
 
 Text = Union[str, Tuple[str, str]]
 

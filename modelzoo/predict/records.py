@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Dict, List
 
 from modelzoo.common.iteration import zip_strict
+from modelzoo.data.raw_words import Word
 from modelzoo.predict.spans import entity_spans
-from modelzoo.predict.tokenize_raw import Word
 
 SCORE_DECIMALS = 4
 OUTSIDE_TAG = "O"

@@ -28,13 +28,14 @@ from tqdm import tqdm
 from modelzoo.bert import BertForTokenClassification, PackedBertForSequenceClassification
 from modelzoo.checkpoint.training import checkpoint_to_evaluate, load_model_weights
 from modelzoo.common.atomic import write_text_atomic
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.errors import DataFileError, ParamsError
 from modelzoo.common.heap import keep_freed_memory, return_freed_memory
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
+from modelzoo.data.raw_words import split_words
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_label_vocab
-from modelzoo.loop.device import DeviceSetup
 from modelzoo.params.params import Params
 from modelzoo.predict.classifier import SentenceClassifier
 from modelzoo.predict.html_page import MAX_PAGE_LINES, render_classification_page, render_page
@@ -60,7 +61,6 @@ from modelzoo.predict.records import (
 )
 from modelzoo.predict.resume import Continuation, conll_continuation, cut_to, jsonl_continuation
 from modelzoo.predict.tagger import WordTagger
-from modelzoo.predict.tokenize_raw import split_words
 
 TOKEN_HEAD, SEQUENCE_HEAD = "token_classification", "sequence_classification"
 

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.labels import LabelVocab
 from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN, is_uncased_vocab, read_vocab
 from modelzoo.data.windows import sentence_windows
 from modelzoo.data.wordpiece import WordPieceTokenizer
-from modelzoo.loop.device import DeviceSetup
 
 PAD_TOKEN = "[PAD]"
 WORD_CACHE_SIZE = 200_000
