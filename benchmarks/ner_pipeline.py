@@ -6,7 +6,7 @@ Figures (median of --repeats runs):
 - conversion, command line: ``write_csv_ner.py`` on the train split as a user runs it, wall seconds
   including interpreter start-up and the ``transformers`` import;
 - conversion, in process: ``convert()`` alone, with ``transformers`` already imported;
-- reader: examples per second over one epoch of ``build_dataloader`` (batch 32, shuffled, no workers,
+- reader: examples per second over one epoch of ``build_loader`` (batch 32, shuffled, no workers,
   max_sequence_length 128) on the parsed folder, and the one-off CSV parse time.
 """
 
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from data_processing.write_csv_ner import convert
 from modelzoo.common.schema import build
-from modelzoo.data.ner_dataset import NerCsvDataset, build_dataloader
+from modelzoo.data.batching import build_loader
+from modelzoo.data.ner_dataset import NerCsvDataset
 from modelzoo.data.params import InputParams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def time_in_process_conversion(raw_dir: Path, vocab_file: Path, output_dir: Path
 
 def time_reader_epoch(params: InputParams, dataset: NerCsvDataset) -> float:
     """Examples per second over one epoch, every batch touched so nothing is lazily skipped."""
-    loader = build_dataloader(params, dataset=dataset)
+    loader = build_loader(dataset, params)
     started = time.perf_counter()
     examples = 0
     for batch in loader:

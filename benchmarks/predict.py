@@ -60,9 +60,11 @@ from modelzoo.checkpoint.onnx_export import ONNX_FILE, ONNX_FORMAT, write_unfuse
 from modelzoo.checkpoint.training import latest_checkpoint
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.vocab import is_uncased_vocab, read_label_vocab, read_vocab
+from modelzoo.heads.prediction import PredictOptions
+from modelzoo.heads.token_classification.predictor import predict_lines
+from modelzoo.heads.token_classification.spans import entity_spans
 from modelzoo.params.params import load_params
-from modelzoo.predict.runner import build_tagger, label_vocab_path, predict_lines
-from modelzoo.predict.spans import entity_spans
+from modelzoo.predict.inference_model import build_predictor
 from modelzoo.tools.convert_checkpoint import convert
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +108,8 @@ class OurTagger:
         self.flops = 0
 
     def build(self) -> None:
-        self.tagger, _ = build_tagger(self.params, torch.device("cpu"), quantize=self.quantize, engine=self.engine)
+        options = PredictOptions("-", quantize=self.quantize, engine=self.engine)
+        self.tagger = build_predictor(self.params, options, torch.device("cpu"))[0].tagger
         if isinstance(self.tagger.model, torch.nn.Module):
             self.flops = 0
             self.tagger.model.register_forward_pre_hook(self._count_flops, with_kwargs=True)
@@ -135,7 +138,7 @@ def onnx_runtime_peers(params, checkpoint: Path, hf_folder: Path, work_dir: Path
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     export = work_dir / "onnx"
-    convert(checkpoint, "modelzoo", ONNX_FORMAT, export, label_vocab=label_vocab_path(params),
+    convert(checkpoint, "modelzoo", ONNX_FORMAT, export, label_vocab=params.eval_input.label_vocab_path(),
             vocab_file=Path(params.eval_input.vocab_file))
     unfused = work_dir / "unfused.onnx"
     write_unfused_onnx(hf_folder, unfused)
@@ -178,7 +181,7 @@ class HfPipeline:
         vocab_file = params.eval_input.vocab_file
         self.folder = hf_folder
         self.tokenizer = BertTokenizerFast(vocab=vocab_file, do_lower_case=is_uncased_vocab(read_vocab(vocab_file)))
-        label2id = read_label_vocab(label_vocab_path(params))
+        label2id = read_label_vocab(params.eval_input.label_vocab_path())
         self.id2label = {index: label for label, index in label2id.items()}
         self.entity_types = {label.partition("-")[2] for label in label2id if label[:2] in ("B-", "I-")}
 
@@ -233,7 +236,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as work_dir:
         hf_folder = Path(work_dir) / "hf"
-        convert(Path(checkpoint), "modelzoo", "hf", hf_folder, label_vocab=label_vocab_path(params),
+        convert(Path(checkpoint), "modelzoo", "hf", hf_folder, label_vocab=params.eval_input.label_vocab_path(),
                 vocab_file=Path(params.eval_input.vocab_file))
         taggers = {
             "ours fp32": OurTagger(params, None, args.pretokenized),

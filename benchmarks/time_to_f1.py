@@ -40,7 +40,7 @@ from modelzoo.cli.modes import make_backend
 from modelzoo.common.atomic import atomic_file, write_json_atomic
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.loop.trainer import Trainer
 from modelzoo.params.params import load_params
 from modelzoo.tools import quickstart

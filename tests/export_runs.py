@@ -87,8 +87,7 @@ def tiny_classifier_run(factory: pytest.TempPathFactory) -> Path:
         params = {
             "train_input": {"data_dir": str(root / "csv" / "train"), **inputs, "shuffle_seed": 1},
             "eval_input": {"data_dir": str(root / "csv" / "dev"), **inputs, "shuffle": False},
-            "model": {**TINY_MODEL, "num_classes": 2, "head": "sequence_classification", "use_pooler": True,
-                      "max_sequences_per_pack": 8},
+            "model": {**TINY_MODEL, "num_classes": 2, "head": "sequence_classification", "max_sequences_per_pack": 8},
             "optimizer": {"optimizer_type": "adamw", "learning_rate": 3.0e-3},
             "runconfig": {"max_steps": 20, "log_steps": 10, "save_checkpoints_steps": 10, "eval_frequency": 10,
                           "seed": 7, "model_dir": str(root / "run")},

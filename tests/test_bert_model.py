@@ -106,7 +106,7 @@ def test_skip_padding_keeps_the_matmul_attention_kernel(monkeypatch):
     batch = padded_batch(SMALL["vocab_size"], [5, 2, 7], 8)
     with torch.no_grad():
         sdpa_logits = model(**batch, skip_padding=True).logits
-        model.bert.attention_kernel = "matmul"
+        model.bert.use_attention_kernel("matmul")
 
         def no_sdpa(*args, **kwargs):
             raise AssertionError("SDPA ran under attention_kernel='matmul'")
@@ -125,7 +125,7 @@ def test_skip_padding_handles_an_empty_row_and_an_all_padding_batch():
         padded, skipped = (model(**batch, skip_padding=skip).logits for skip in (False, True))
         torch.testing.assert_close(skipped[real], padded[real], rtol=0, atol=1e-5)
         empty = {name: torch.zeros_like(value) for name, value in batch.items()}
-        sequence_output, _ = model.bert(empty["input_ids"], empty["attention_mask"], skip_padding=True)
+        sequence_output = model.bert(empty["input_ids"], empty["attention_mask"], skip_padding=True)
     assert sequence_output.shape == (3, 8, SMALL["hidden_size"]) and sequence_output.abs().max() == 0
 
 
@@ -151,5 +151,5 @@ def test_skip_padding_gives_the_same_logits_loss_and_gradients_and_zeros_at_padd
     for name, grad in padded_grads.items():
         assert (skipped_grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max().clamp(min=1e-12), name
     with torch.no_grad():
-        sequence_output, _ = model.bert(batch["input_ids"], batch["attention_mask"], skip_padding=True)
+        sequence_output = model.bert(batch["input_ids"], batch["attention_mask"], skip_padding=True)
     assert sequence_output[~real].abs().max() == 0 and sequence_output[real].abs().min() > 0

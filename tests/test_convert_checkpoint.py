@@ -129,7 +129,7 @@ def test_sequence_classifier_keeps_the_pretrained_pooler(tmp_path, capsys):
                         tmp_path / "sc", "--num-labels", 2, "--model", "bert-sequence-classification")
     assert code == 0 and "fresh classifier with 2 labels" in out and "dropped" not in out
     state_dict, config = read_checkpoint(tmp_path / "sc", "modelzoo")
-    assert config.head == "sequence_classification" and config.use_pooler and config.num_classes == 2
+    assert config.head == "sequence_classification" and config.num_classes == 2
     assert torch.equal(state_dict["bert.pooler.dense.weight"], base.pooler.dense.weight)
     PackedBertForSequenceClassification(config).load_state_dict(state_dict)  # strict: every key in place
     code, _, err = _run(capsys, "convert", tmp_path / "base", "--src-fmt", "hf", "--tgt-fmt", "modelzoo", "--output-dir",

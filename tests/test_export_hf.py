@@ -118,7 +118,7 @@ def test_label_vocab_of_another_size_is_one_error_and_no_folder(ner_run, tmp_pat
     labels.write_text(json.dumps({**project, "B-EXTRA": len(project)}))
     code, _, err = convert(capsys, "convert", ner_run / "checkpoint_40.mdl", "--src-fmt", "modelzoo", "--tgt-fmt", "hf",
                            "--output-dir", tmp_path / "out", "--label-vocab", labels)
-    assert code == 2 and err.count("\n") == 1 and "13 labels but the classifier has 12 rows" in err
+    assert code == 2 and err.count("\n") == 1 and "13 labels but the classifier has 12 outputs" in err
     assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 

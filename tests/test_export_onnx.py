@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from modelzoo.bert import BertForTokenClassification
 from modelzoo.checkpoint.training import load_model_weights
 from modelzoo.cli.main import main as run_main
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.params.params import load_params
 from modelzoo.tools.convert_checkpoint import main as convert_main
 from tests.export_runs import DATA, export_checkpoint, raw_sentences
@@ -140,3 +141,33 @@ def test_int8_engine_needs_the_export_folder(ner_run, onnx_export, tmp_path, cap
                      str(onnx_export / "model.onnx")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "model_int8.onnx" in err
+
+
+@pytest.mark.parametrize("change", ["two ids swapped", "nine labels"])
+def test_onnxruntime_engine_refuses_params_labels_other_than_the_exports(ner_run, onnx_export, tmp_path, capsys, change):
+    """The graph's outputs are the export's labels: params naming them otherwise would tag every word wrongly."""
+    label2id = json.loads((onnx_export / "label2id.json").read_text(encoding="utf-8"))
+    if change == "two ids swapped":
+        label2id["O"], label2id["B-PER"] = label2id["B-PER"], label2id["O"]
+    else:
+        kept = ["[PAD]", "B-LOC", "I-LOC", "B-PER", "I-PER", "O", "X", "[CLS]", "[SEP]"]
+        label2id = {label: index for index, label in enumerate(kept)}
+    (tmp_path / "labels.json").write_text(json.dumps(label2id), encoding="utf-8")
+    params = yaml.safe_load((ner_run / "train_and_eval" / "params.yaml").read_text(encoding="utf-8"))
+    params["eval_input"]["label_vocab_file"] = str(tmp_path / "labels.json")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (tmp_path / "in.txt").write_text("Angela Merkel met Emmanuel Macron in Paris .\n", encoding="utf-8")
+    code = run_main(["CPU", "--mode", "predict", "--params", str(tmp_path / "params.yaml"), "--input",
+                     str(tmp_path / "in.txt"), "--engine", "onnxruntime", "--checkpoint_path", str(onnx_export)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and captured.err.count("\n") == 1
+    assert "differ from the ONNX export's" in captured.err
+
+
+def test_the_onnx_folder_has_the_hugging_face_config_with_the_label_names(onnx_export):
+    """optimum's ORTModelForTokenClassification infers the task and the labels from config.json."""
+    config = json.loads((onnx_export / "config.json").read_text(encoding="utf-8"))
+    label2id = json.loads((onnx_export / "label2id.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["BertForTokenClassification"] and config["model_type"] == "bert"
+    assert len(config["id2label"]) == len(label2id) == config["num_labels"]
+    assert all(config["id2label"][str(index)] in (label, "O") for label, index in label2id.items())

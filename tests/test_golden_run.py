@@ -25,7 +25,7 @@ import torch
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.loop.trainer import Trainer
 from modelzoo.params.params import load_params
 from tests.conftest import TEST_DATA

@@ -18,7 +18,7 @@ from tests.poptorch_standin import StandinPoptorch
 
 TINY_CLASSIFIER = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_heads": 2, "filter_size": 64, "num_classes": 2,
-    "head": "sequence_classification", "use_pooler": True, "max_sequences_per_pack": 1,
+    "head": "sequence_classification", "max_sequences_per_pack": 1,
 }
 
 

@@ -21,7 +21,7 @@ import transformers
 from modelzoo.backends.ipu import IpuBackend, _InferenceStep
 from modelzoo.backends.ipu_options import build_poptorch_options
 from modelzoo.bert import BertConfig, PackedBertForSequenceClassification
-from modelzoo.data.packing import pack_classification_examples, pack_token_examples
+from modelzoo.data.packed_rows import pack_classification_examples, pack_token_examples
 from modelzoo.params.params import load_params
 from tests.hf_reference import ours_from_hf, padded_batch
 from tests.poptorch_standin import (
@@ -52,7 +52,7 @@ def _token_case(packed: bool) -> Tuple[torch.nn.Module, Dict[str, torch.Tensor]]
     model, sequences, labels, loss_masks, examples = token_classifier_case(11)
     if not packed:
         return model, padded(sequences, {"labels": labels, "loss_mask": loss_masks})
-    features = as_torch(pack_token_examples(examples, packs_of_one_to_all(len(examples)), MAX_LENGTH))
+    features = as_torch(pack_token_examples(examples, packs_of_one_to_all(len(examples)), MAX_LENGTH, pad_id=0))
     inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "loss_mask")
     return model, {name: features[name] for name in inputs}
 
@@ -61,14 +61,14 @@ def _sequence_case(packed: bool) -> Tuple[torch.nn.Module, Dict[str, torch.Tenso
     """Packed: up to SLOTS sequences a row; unpacked: one sequence a row (max_sequences_per_pack 1)."""
     slots = SLOTS if packed else 1
     torch.manual_seed(0)
-    config = BertConfig.from_dict({**TINY, "num_classes": 3, "use_pooler": True, "max_sequences_per_pack": slots,
+    config = BertConfig.from_dict({**TINY, "num_classes": 3, "max_sequences_per_pack": slots,
                                    "head": "sequence_classification"})
     model = PackedBertForSequenceClassification(config).eval()
     sequences = random_sequences(13, seed=3)
     examples = [{"input_ids": ids, "token_type_ids": np.zeros_like(ids), "labels": index % 3}
                 for index, ids in enumerate(sequences)]
     pack_indices = packs_of_one_to_all(len(examples)) if packed else np.arange(len(examples))[:, None]
-    return model, as_torch(pack_classification_examples(examples, pack_indices, MAX_LENGTH))
+    return model, as_torch(pack_classification_examples(examples, pack_indices, MAX_LENGTH, pad_id=0))
 
 
 CASES = {
@@ -84,7 +84,7 @@ def test_matmul_kernel_gives_the_sdpa_logits_loss_and_gradients(case):
     model, batch = CASES[case]()
     reference = model(**batch)
     reference_gradients = gradients(model, reference.loss)
-    model.bert.attention_kernel = "matmul"
+    model.bert.use_attention_kernel("matmul")
     seen = Counter()
     with OperationCheck(seen):
         output = model(**batch)
@@ -98,7 +98,7 @@ def test_matmul_kernel_gives_the_sdpa_logits_loss_and_gradients(case):
 def test_matmul_kernel_keeps_to_poptorch_operations_in_float16(case):
     model, batch = CASES[case]()
     model.half()
-    model.bert.attention_kernel = "matmul"
+    model.bert.use_attention_kernel("matmul")
     seen = Counter()
     with skip_without_cpu_float16_kernels(), OperationCheck(seen):
         output = model(**batch)
@@ -116,7 +116,7 @@ def test_sdpa_is_an_unsupported_operation():
 
 def test_skipping_padding_needs_an_unsupported_data_dependent_operation():
     model, batch = CASES["token_unpacked"]()
-    model.bert.attention_kernel = "matmul"
+    model.bert.use_attention_kernel("matmul")
     with pytest.raises(UnsupportedOperationError, match="torch.nonzero"), OperationCheck(Counter()):
         model(**batch, skip_padding=True)
 

@@ -25,7 +25,7 @@ from tests.poptorch_standin import (
 from tests.run_fixtures import tiny_params, write_params
 
 PACK = {"packing": True, "max_sequences_per_pack": 4}
-SEQUENCE_MODEL = {"num_classes": 2, "head": "sequence_classification", "use_pooler": True}
+SEQUENCE_MODEL = {"num_classes": 2, "head": "sequence_classification"}
 IPU_SECTION = {"layers_per_ipu": [1, 1], "gradient_accumulation": 2}
 CASES = ["token_unpacked", "token_packed", "sequence_unpacked", "sequence_packed"]
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
@@ -84,7 +84,7 @@ def test_the_cpu_attention_kernel_fails_the_ipu_run(standin, ner_csv, classifier
 
     def prepare_keeping_sdpa(backend, model):
         prepare(backend, model)
-        model.bert.attention_kernel = "sdpa"
+        model.bert.use_attention_kernel("sdpa")
 
     monkeypatch.setattr(IpuBackend, "prepare", prepare_keeping_sdpa)
     path = _params_file("token_unpacked", "float32", ner_csv, classifier_csv, tmp_path)

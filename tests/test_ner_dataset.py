@@ -12,12 +12,11 @@ import torch
 from data_processing.write_csv_ner import convert
 from modelzoo.common.errors import DataFileError, ParamsError
 from modelzoo.common.schema import build
+from modelzoo.data.batching import ShardedBatchSampler, build_loader
 from modelzoo.data.ner_dataset import (
     METADATA_KEYS,
     MODEL_INPUT_KEYS,
     NerCsvDataset,
-    ShardedBatchSampler,
-    build_dataloader,
 )
 from modelzoo.data.params import InputParams
 
@@ -27,6 +26,10 @@ TRAIN = (
     + "".join(f"w{i}\tO\n\n" for i in range(23))
     + "".join(f"long{i}\tO\n" for i in range(30))
 )
+
+
+def read_and_load(section, **loader_args):
+    return build_loader(NerCsvDataset.from_params(section), section, **loader_args)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,7 @@ def test_long_sentence_examples_cover_each_word_once(csv_dir, vocab_file):
 
 def test_shuffle_is_seeded_per_epoch(csv_dir, vocab_file):
     def order(**overrides):
-        loader = build_dataloader(params(csv_dir, vocab_file, batch_size=4, **overrides))
+        loader = read_and_load(params(csv_dir, vocab_file, batch_size=4, **overrides))
         return torch.cat([batch["sentence_index"] for batch in loader]).tolist()
 
     file_order = order(shuffle=False)
@@ -115,7 +118,7 @@ def test_shuffle_is_seeded_per_epoch(csv_dir, vocab_file):
     assert first == order(shuffle=True, shuffle_seed=3)
     assert first != file_order and sorted(first) == file_order
     assert first != order(shuffle=True, shuffle_seed=4)
-    loader = build_dataloader(params(csv_dir, vocab_file, batch_size=4, shuffle=True, shuffle_seed=3), epoch=1)
+    loader = read_and_load(params(csv_dir, vocab_file, batch_size=4, shuffle=True, shuffle_seed=3), epoch=1)
     assert torch.cat([b["sentence_index"] for b in loader]).tolist() != first
 
 
@@ -126,7 +129,7 @@ def test_ranks_get_disjoint_shares(csv_dir, vocab_file, drop_last):
     world_size = 3
     shares, batch_counts = [], []
     for rank in range(world_size):
-        loader = build_dataloader(section, rank=rank, world_size=world_size, dataset=dataset)
+        loader = build_loader(dataset, section, rank=rank, world_size=world_size)
         batches = list(loader)
         assert len(batches) == len(loader)
         batch_counts.append(len(batches))
@@ -146,8 +149,8 @@ def test_sampler_rejects_a_rank_outside_the_world():
 
 
 def test_workers_serve_every_batch_once(csv_dir, vocab_file):
-    single = list(build_dataloader(params(csv_dir, vocab_file, batch_size=4, shuffle=False)))
-    workers = list(build_dataloader(params(csv_dir, vocab_file, batch_size=4, shuffle=False, num_workers=2)))
+    single = list(read_and_load(params(csv_dir, vocab_file, batch_size=4, shuffle=False)))
+    workers = list(read_and_load(params(csv_dir, vocab_file, batch_size=4, shuffle=False, num_workers=2)))
     assert len(workers) == len(single)
     for one, other in zip(single, workers, strict=True):
         assert all(torch.equal(one[key], other[key]) for key in one)
@@ -202,7 +205,7 @@ def test_bc5cdr_train_round_trips_every_word_label(shared_data, tmp_path, vocab_
     dataset = NerCsvDataset(tmp_path / "csv/train", vocab_file, 128)
     raw_labels = [block.split("\n") for block in (raw / "train.tsv").read_text().strip("\n").split("\n\n")]
     assert dataset.word_labels() == [[line.split("\t")[1] for line in block] for block in raw_labels]
-    batch = next(iter(build_dataloader(params(tmp_path / "csv/train", vocab_file, max_sequence_length=128))))
+    batch = next(iter(read_and_load(params(tmp_path / "csv/train", vocab_file, max_sequence_length=128))))
     assert batch["input_ids"].shape == (32, 128) and batch["input_ids"].dtype == torch.int32
 
 

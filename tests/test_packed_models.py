@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from modelzoo.bert import BertConfig, BertForTokenClassification, PackedBertForSequenceClassification
 from modelzoo.common.iteration import zip_strict
-from modelzoo.data.packing import IGNORE_LABEL, pack_classification_examples, pack_token_examples
+from modelzoo.data.labels import IGNORE_LABEL
+from modelzoo.data.packed_rows import pack_classification_examples, pack_token_examples
 
 SLOTS = 4
 MAX_LENGTH = 40
@@ -94,7 +95,7 @@ def token_classifier_case(count: int):
 @pytest.fixture()
 def sequence_classifier() -> PackedBertForSequenceClassification:
     torch.manual_seed(0)
-    config = BertConfig.from_dict({**TINY, "num_classes": 3, "use_pooler": True, "max_sequences_per_pack": SLOTS,
+    config = BertConfig.from_dict({**TINY, "num_classes": 3, "max_sequences_per_pack": SLOTS,
                                    "head": "sequence_classification"})
     return PackedBertForSequenceClassification(config).eval()
 
@@ -108,19 +109,19 @@ def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_cla
                 for ids, label in zip_strict(sequences, labels)]
     pack_indices = packs_of_one_to_all(len(examples))
     assert set((pack_indices >= 0).sum(1).tolist()) == set(range(1, SLOTS + 1))
-    packed = as_torch(pack_classification_examples(examples, pack_indices, MAX_LENGTH))
+    packed = as_torch(pack_classification_examples(examples, pack_indices, MAX_LENGTH, pad_id=0))
     output = model(**packed, skip_padding=skip_padding)
     real = packed["labels"].flatten() != IGNORE_LABEL
     order = torch.from_numpy(pack_indices.flatten()[real.numpy()])
 
-    # Plain BERT: [CLS] first, pooler over position 0 (BertModel's own pooled output).
+    # Plain BERT: [CLS] first, the pooler over position 0.
     plain = padded(sequences)
-    _, pooled = model.bert(plain["input_ids"], plain["attention_mask"])
+    pooled = model.bert.pooler(model.bert(plain["input_ids"], plain["attention_mask"])[:, 0])
     reference_logits = model.classifier(pooled)
     torch.testing.assert_close(output.logits[real], reference_logits[order], rtol=0, atol=1e-5)
 
     # Each sequence alone through the same S-slot model gives the same logits too.
-    alone = as_torch(pack_classification_examples(examples, np.array([[5, -1, -1, -1]]), MAX_LENGTH))
+    alone = as_torch(pack_classification_examples(examples, np.array([[5, -1, -1, -1]]), MAX_LENGTH, pad_id=0))
     torch.testing.assert_close(model(**alone).logits[0], reference_logits[5], rtol=0, atol=1e-5)
 
     packed_gradients = gradients(model, output.loss)
@@ -133,7 +134,7 @@ def test_packed_sequence_logits_loss_and_gradients_equal_plain_bert(sequence_cla
 def test_packed_token_logits_loss_and_gradients_equal_the_padded_batch(skip_padding):
     model, sequences, labels, loss_masks, examples = token_classifier_case(19)
     pack_indices = packs_of_one_to_all(len(examples))
-    packed = as_torch(pack_token_examples(examples, pack_indices, MAX_LENGTH))
+    packed = as_torch(pack_token_examples(examples, pack_indices, MAX_LENGTH, pad_id=0))
     inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "loss_mask")
     output = model(**{name: packed[name] for name in inputs}, skip_padding=skip_padding)
 

@@ -18,7 +18,7 @@ from data_processing.write_csv_classifier import main as write_classifier_csv
 from data_processing.write_csv_ner import convert as write_ner_csv
 from modelzoo.cli.main import main as run_main
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.params.params import load_params
 
 MAX_LENGTH = 48
@@ -89,21 +89,21 @@ def test_packed_ner_run_scores_every_raw_word(ner_folders, vocab, tmp_path):
 
 
 def test_packed_sst2_run_scores_every_dev_sentence_once(sst2_folders, vocab, tmp_path):
-    model = {"num_classes": 2, "head": "sequence_classification", "use_pooler": True, "max_sequences_per_pack": 4}
+    model = {"num_classes": 2, "head": "sequence_classification", "max_sequences_per_pack": 4}
     results = run(tmp_path, params_file(tmp_path, sst2_folders, vocab, model, PACK))
     assert results["num_sequences"] == sst2_folders["sentences"]
     assert results["accuracy"] == results["correct"] / sst2_folders["sentences"]
 
 
 def test_sequences_too_long_for_the_cls_slots_are_reported(sst2_folders, vocab, tmp_path, capsys):
-    model = {"num_classes": 2, "head": "sequence_classification", "use_pooler": True, "max_sequences_per_pack": 8}
+    model = {"num_classes": 2, "head": "sequence_classification", "max_sequences_per_pack": 8}
     params = params_file(tmp_path, sst2_folders, vocab, model, {"packing": True, "max_sequences_per_pack": 8})
     assert run_main(["CPU", "--mode", "train", "--params", str(params), "--model_dir", str(tmp_path / "r")]) == 2
     assert "rewrite the CSV with --max_seq_length 41" in capsys.readouterr().err
 
 
 def test_pack_size_must_match_the_model(sst2_folders, vocab, tmp_path, capsys):
-    model = {"num_classes": 2, "head": "sequence_classification", "use_pooler": True, "max_sequences_per_pack": 3}
+    model = {"num_classes": 2, "head": "sequence_classification", "max_sequences_per_pack": 3}
     params = params_file(tmp_path, sst2_folders, vocab, model, PACK)
     assert run_main(["CPU", "--mode", "train", "--params", str(params), "--model_dir", str(tmp_path / "r")]) == 2
     assert "train_input.max_sequences_per_pack (4) must equal model.max_sequences_per_pack (3)" in capsys.readouterr().err
@@ -130,7 +130,7 @@ def test_packed_evaluation_scores_what_the_padded_one_scores(ner_folders, sst2_f
         folders, model = ner_folders, {"num_classes": 7}
     else:
         folders = sst2_folders
-        model = {"num_classes": 2, "head": head, "use_pooler": True, "max_sequences_per_pack": 4}
+        model = {"num_classes": 2, "head": head, "max_sequences_per_pack": 4}
     padded, padded_rows = evaluation_scores(params_file(tmp_path, folders, vocab, model, {}))
     packed, packed_rows = evaluation_scores(params_file(tmp_path, folders, vocab, model, PACK))
     assert packed_rows < padded_rows

@@ -6,13 +6,12 @@ import pytest
 from transformers import BertTokenizerFast
 
 from data_processing.packing import main as packing_report
+from modelzoo.data.labels import IGNORE_LABEL
+from modelzoo.data.packed_rows import pack_classification_examples, pack_token_examples
 from modelzoo.data.packing import (
-    IGNORE_LABEL,
     assign_sequences,
     histogram,
     lpfhp,
-    pack_classification_examples,
-    pack_token_examples,
     plan_classification_packing,
     plan_packing,
     spfhp,
@@ -106,7 +105,7 @@ def classification_example(length: int, label: int, first_id: int) -> dict:
 
 def test_classification_layout_moves_cls_to_the_end():
     examples = [classification_example(4, 1, 10), classification_example(3, 0, 20)]
-    packed = pack_classification_examples(examples, np.array([[0, 1, -1]]), max_sequence_length=10)
+    packed = pack_classification_examples(examples, np.array([[0, 1, -1]]), max_sequence_length=10, pad_id=0)
     assert packed["input_ids"][0].tolist() == [10, 11, 102, 20, 102, 0, 0, 101, 101, 0]
     assert packed["attention_mask"][0].tolist() == [1, 1, 1, 2, 2, 0, 0, 1, 2, 0]
     assert packed["position_ids"][0].tolist() == [1, 2, 3, 1, 2, 0, 0, 0, 0, 0]
@@ -118,7 +117,7 @@ def test_classification_layout_moves_cls_to_the_end():
 def test_classification_layout_refuses_bodies_that_reach_the_cls_slots():
     examples = [classification_example(5, 1, 10), classification_example(5, 0, 20)]
     with pytest.raises(ValueError, match="needs 8 body positions but only 7"):
-        pack_classification_examples(examples, np.array([[0, 1, -1]]), max_sequence_length=10)
+        pack_classification_examples(examples, np.array([[0, 1, -1]]), max_sequence_length=10, pad_id=0)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -133,7 +132,7 @@ def test_classification_packs_unpack_to_the_original_examples(algorithm):
     max_len, slots = 64, 4
     strategy, stats = plan_classification_packing(lengths, max_len, slots, algorithm)
     packs = assign_sequences(lengths - 1, strategy, slots, seed=1)
-    packed = pack_classification_examples(examples, packs, max_len)
+    packed = pack_classification_examples(examples, packs, max_len, pad_id=0)
     assert stats.efficiency == pytest.approx(lengths.sum() / (len(packs) * max_len))
     for row, members in enumerate(packs):
         mask = packed["attention_mask"][row]
@@ -171,7 +170,7 @@ def token_example(length: int, sentence_index: int) -> dict:
 
 def test_token_layout_keeps_features_with_their_tokens():
     examples = [token_example(4, 7), token_example(3, 2)]
-    packed = pack_token_examples(examples, np.array([[1, 0, -1]]), max_sequence_length=9)
+    packed = pack_token_examples(examples, np.array([[1, 0, -1]]), max_sequence_length=9, pad_id=0)
     assert packed["input_ids"][0].tolist() == [120, 121, 122, 170, 171, 172, 173, 0, 0]
     assert packed["attention_mask"][0].tolist() == [1, 1, 1, 2, 2, 2, 2, 0, 0]
     assert packed["position_ids"][0].tolist() == [0, 1, 2, 0, 1, 2, 3, 0, 0]
@@ -185,7 +184,7 @@ def test_token_layout_keeps_features_with_their_tokens():
 
 def test_token_layout_refuses_an_overlong_pack():
     with pytest.raises(ValueError, match="needs 7 positions"):
-        pack_token_examples([token_example(4, 0), token_example(3, 1)], np.array([[0, 1]]), max_sequence_length=6)
+        pack_token_examples([token_example(4, 0), token_example(3, 1)], np.array([[0, 1]]), max_sequence_length=6, pad_id=0)
 
 
 def test_real_sst2_dev_lengths_pack_within_limits(shared_data):

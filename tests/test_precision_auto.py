@@ -9,7 +9,7 @@ from modelzoo.backends.cpu import cpu_backend
 from modelzoo.cli.main import main
 from modelzoo.common import device as device_module
 from modelzoo.common.device import DeviceSetup
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.params.params import load_params
 from tests.run_fixtures import tiny_params, write_params
 

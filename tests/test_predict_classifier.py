@@ -37,7 +37,7 @@ def classifier_run(classifier_csv, tmp_path_factory):
         "eval_input": {**section, "data_dir": str(classifier_csv["dev"]), "batch_size": 4, "shuffle": False},
         "model": {"hidden_size": 32, "num_hidden_layers": 2, "num_heads": 2, "filter_size": 64, "num_classes": 2,
                   "vocab_size": len(vocab.read_text(encoding="utf-8").splitlines()), "head": "sequence_classification",
-                  "use_pooler": True, "max_sequences_per_pack": SLOTS},
+                  "max_sequences_per_pack": SLOTS},
         "optimizer": {"learning_rate": 1.0e-3},
         "runconfig": {"max_steps": 80, "log_steps": 40, "save_checkpoints_steps": 0, "seed": 5,
                       "model_dir": str(root / "run")},
@@ -52,7 +52,7 @@ def classifier_run(classifier_csv, tmp_path_factory):
 def evaluation_labels(params_file, checkpoint) -> list[int]:
     """The model's label id for every dev sequence on the packed rows evaluation reads."""
     params = load_params(params_file)
-    dataset = ClassifierDataset.from_params(params.eval_input, SLOTS)
+    dataset = ClassifierDataset.from_params(params.eval_input, 0, SLOTS)
     model = PackedBertForSequenceClassification(params.model).eval()
     model.load_state_dict(model_tensors(checkpoint))
     features = {name: torch.from_numpy(dataset.features[name])
@@ -118,4 +118,4 @@ def test_token_options_are_refused_for_a_sequence_classifier(classifier_run, tmp
     source.write_text("a warm story\n", encoding="utf-8")
     rc, stdout, errors = predict(params_file, capsys, "--input", str(source), *option)
     assert (rc, stdout, len(errors)) == (2, "", 1)
-    assert option[0] in errors[0] and "token_classification" in errors[0]
+    assert option[0] in errors[0] and "only for a token classifier" in errors[0]

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +22,11 @@ from modelzoo.bert import BertForTokenClassification
 from modelzoo.cli.main import main
 from modelzoo.data.labels import LabelVocab
 from modelzoo.data.ner_dataset import NerCsvDataset
+from modelzoo.heads.prediction import PredictOptions
 from modelzoo.params.params import load_params
-from modelzoo.predict import runner
+from modelzoo.predict import inference_model
 from modelzoo.predict.int8 import quantize_int8
+from modelzoo.predict.resume import run_file
 from tests.run_fixtures import (
     MAX_SEQUENCE_LENGTH,
     REPO_ROOT,
@@ -93,12 +96,12 @@ def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, t
     """The plumbing of ``--quantize int8`` (what int8 does to a model is tests/test_predict_int8.py)."""
     quantized_layers = []
 
-    def recording_quantize_int8(model, device):
-        quantized = quantize_int8(model, device)
-        quantized_layers.append((device.type, len(int8_linears(quantized))))
+    def recording_quantize_int8(model, setup):
+        quantized = quantize_int8(model, setup)
+        quantized_layers.append((setup.device.type, len(int8_linears(quantized))))
         return quantized
 
-    monkeypatch.setattr(runner, "quantize_int8", recording_quantize_int8)
+    monkeypatch.setattr(inference_model, "quantize_int8", recording_quantize_int8)
     params_file, _ = trained
     sentences, _ = read_split_file(ner_csv["raw"] / "test.tsv")
     source = tmp_path / "words.txt"
@@ -117,8 +120,8 @@ def test_int8_computes_the_padding_in_float32_and_float_skips_it_in_its_precisio
     keeps ``runconfig.precision`` and skips the padding."""
     params_file, _ = trained
     params = load_params(params_file, {"runconfig.precision": "bfloat16"})
-    float_tagger, _ = runner.build_tagger(params, torch.device("cpu"))
-    int8_tagger, _ = runner.build_tagger(params, torch.device("cpu"), quantize="int8")
+    float_tagger = inference_model.build_predictor(params, PredictOptions("-"), torch.device("cpu"))[0].tagger
+    int8_tagger = inference_model.build_predictor(params, PredictOptions("-", quantize="int8"), torch.device("cpu"))[0].tagger
     assert (float_tagger.skip_padding, float_tagger.setup.precision) == (True, "bfloat16")
     assert (int8_tagger.skip_padding, int8_tagger.setup.precision) == (False, "float32")
 
@@ -199,7 +202,7 @@ def test_bad_prediction_requests_are_one_error_line(trained, tmp_path, capsys, p
     assert "Traceback" not in captured.err
     expected = {"missing file": "not found", "empty input": "no words", "no checkpoint": "no checkpoint",
                 "no --input": "--input", "input in train mode": "only for --mode predict",
-                "directory": "is a directory, not a text file", "pairs for a tagger": "--pairs: only for model.head",
+                "directory": "is a directory, not a text file", "pairs for a tagger": "--pairs: only for a sequence classifier",
                 "resume to stdout": "--resume: continues an --output", "conll scores in jsonl": "--conll_scores",
                 "score above 1": "between 0 and 1"}[problem]
     assert expected in errors[0]
@@ -239,6 +242,7 @@ def test_resume_after_a_cut_completes_the_output_as_an_uninterrupted_run(trained
     for cut in (0, 1, len(expected) // 3, len(expected) // 2 + 7, len(expected) - 1, len(expected)):
         output = tmp_path / "cut.out"
         output.write_bytes(expected[:cut])
+        run_file(output).write_bytes(run_file(full).read_bytes())  # what made the cut file: the same run
         capsys.readouterr()
         rc = main(["CPU", "--mode", "predict", "--params", str(params_file), *base, "--chunk_lines", "8",
                    "--output", str(output), "--resume"])
@@ -319,3 +323,70 @@ def test_the_page_of_a_big_input_is_capped_and_says_so(trained, tmp_path, capsys
     assert html.count('<p class="sentence">') == 3
     assert "shows the first 3 of 7 predicted lines" in html and "shows the first 3 of 7 predicted lines" in err
     assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 7
+
+
+@pytest.mark.parametrize("link", ["same path", "symlink", "hard link", "page"])
+def test_an_output_that_is_the_input_is_refused_before_anything_is_written(trained, tmp_path, capsys, link):
+    params_file, _ = trained
+    source = tmp_path / "in.txt"
+    text = "".join(f"Word{i} met city{i} .\n" for i in range(50))
+    source.write_text(text, encoding="utf-8")
+    target = tmp_path / "out.txt"
+    if link == "symlink":
+        target.symlink_to(source)
+    elif link == "hard link":
+        target.hardlink_to(source)
+    flag = "--output_html" if link == "page" else "--output"
+    output = str(source) if link in ("same path", "page") else str(target)
+    rc, stdout, errors = predict(params_file, capsys, "--input", str(source), flag, output)
+    assert (rc, stdout, len(errors)) == (2, "", 1) and "is the input file" in errors[0]
+    assert source.read_text(encoding="utf-8") == text
+
+
+def _write_then_resume(params_file, capsys, tmp_path, source, *changed: str):
+    """Predict ``source`` into out.jsonl, keep its first half, then resume it with ``changed`` options."""
+    output = tmp_path / "out.jsonl"
+    assert predict(params_file, capsys, "--input", str(source), "--output", str(output))[0] == 0
+    written = output.read_text(encoding="utf-8")
+    output.write_text(written[: len(written) // 2], encoding="utf-8")
+    kept = output.read_bytes()
+    rc, _, errors = predict(params_file, capsys, *changed, "--output", str(output), "--resume")
+    return rc, errors, kept, output
+
+
+def test_resuming_the_output_of_another_input_is_refused(trained, tmp_path, capsys):
+    params_file, _ = trained
+    source, other = tmp_path / "in.txt", tmp_path / "other.txt"
+    source.write_text("".join(f"Word{i} met city{i} .\n" for i in range(40)), encoding="utf-8")
+    other.write_text("".join(f"Other{i} saw town{i} .\n" for i in range(40)), encoding="utf-8")
+    rc, errors, kept, output = _write_then_resume(params_file, capsys, tmp_path, source, "--input", str(other))
+    assert rc == 2 and len(errors) == 1 and "was not made from input line 1" in errors[0]
+    assert output.read_bytes() == kept  # nothing cut, nothing appended
+
+
+def test_resuming_with_other_options_is_refused(trained, tmp_path, capsys):
+    params_file, _ = trained
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"Word{i} met city{i} .\n" for i in range(40)), encoding="utf-8")
+    changed = ["--input", str(source), "--output_format", "conll"]
+    rc, errors, kept, output = _write_then_resume(params_file, capsys, tmp_path, source, *changed)
+    assert rc == 2 and len(errors) == 1 and "written by another run (output_format None then, 'conll' now)" in errors[0]
+    assert output.read_bytes() == kept
+
+
+def test_resuming_with_another_checkpoint_is_refused(trained, tmp_path, capsys):
+    params_file, model_dir = trained
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"Word{i} met city{i} .\n" for i in range(40)), encoding="utf-8")
+    (checkpoint,) = Path(model_dir).glob("checkpoint_*.mdl")
+    other = tmp_path / "other.mdl"
+    contents = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    contents["model"]["classifier.bias"] = contents["model"]["classifier.bias"] + 1.0
+    torch.save(contents, other)
+    output = tmp_path / "out.jsonl"
+    common = ["--input", str(source), "--output", str(output)]
+    assert predict(params_file, capsys, "--checkpoint_path", str(checkpoint), *common)[0] == 0
+    kept = output.read_bytes()
+    rc, _, errors = predict(params_file, capsys, "--checkpoint_path", str(other), *common, "--resume")
+    assert rc == 2 and len(errors) == 1 and "written by another run (checkpoint" in errors[0]
+    assert output.read_bytes() == kept

@@ -11,8 +11,9 @@ from html.parser import HTMLParser
 import pytest
 
 from modelzoo.data.raw_words import split_words
-from modelzoo.predict.html_page import render_classification_page, render_page
-from modelzoo.predict.records import Classification, make_prediction
+from modelzoo.heads.sequence_classification.predictor import Classification, render_classification_page
+from modelzoo.heads.token_classification.predictor import render_page
+from modelzoo.heads.token_classification.records import make_prediction
 
 LINES = {
     "Angela Merkel met Emmanuel Macron in Paris.": ["B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "O"],

@@ -12,6 +12,7 @@ from torch import nn
 
 from modelzoo.bert import BertConfig, BertForTokenClassification, PackedBertForSequenceClassification
 from modelzoo.bert.model import _ACTIVATIONS
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.errors import ParamsError
 from modelzoo.predict import int8
 from modelzoo.predict.int8 import WEIGHT_RANGE, Int8Linear, quantize_int8
@@ -30,7 +31,7 @@ def int8_linears(model: nn.Module) -> list[str]:
 
 
 def test_every_encoder_linear_becomes_int8_per_channel_and_the_classifier_stays_float():
-    quantized = quantize_int8(float_model(), torch.device("cpu"))
+    quantized = quantize_int8(float_model(), DeviceSetup(torch.device("cpu")))
     names = int8_linears(quantized)
     per_layer = {"attention.qkv", "attention.output", "intermediate", "output"}
     assert sorted(names) == sorted(f"bert.encoder.layer.{i}.{part}" for i in range(2) for part in per_layer)
@@ -52,7 +53,7 @@ def test_the_activation_is_fused_into_the_ffns_first_linear_and_computes_the_sam
     model = BertForTokenClassification(BertConfig(**CONFIG, encoder_nonlinearity=activation)).eval()
     layer = model.bert.encoder.layer[0]
     plain = Int8Linear(layer.intermediate)
-    quantize_int8(model, torch.device("cpu"))
+    quantize_int8(model, DeviceSetup(torch.device("cpu")))
     assert isinstance(layer.activation, nn.Identity) and layer.intermediate.activation != plain.activation
     x = torch.randn(37, 64)
     with torch.inference_mode():
@@ -96,7 +97,7 @@ def test_int8_logits_stay_close_to_the_float_logits():
     real = batch["attention_mask"].bool()
     with torch.inference_mode():
         expected = model(**batch).logits[real]
-        quantized = quantize_int8(model, torch.device("cpu"))
+        quantized = quantize_int8(model, DeviceSetup(torch.device("cpu")))
         got = quantized(**batch).logits[real]
     error = (got - expected).abs().max() / expected.abs().max()
     assert 0 < error < 0.01, error  # really int8 (not the float path), and within 1 % of the largest logit
@@ -119,7 +120,7 @@ def test_full_range_activations_halve_the_error_of_pytorchs_seven_bits():
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     model = outlier_model()
-    ours = quantize_int8(copy.deepcopy(model), torch.device("cpu"))
+    ours = quantize_int8(copy.deepcopy(model), DeviceSetup(torch.device("cpu")))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plan = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
@@ -138,18 +139,18 @@ def test_full_range_activations_halve_the_error_of_pytorchs_seven_bits():
 
 
 def test_the_sequence_classifiers_pooler_and_classifier_stay_float():
-    config = BertConfig(**{**CONFIG, "num_classes": 2}, use_pooler=True, head="sequence_classification")
-    quantized = quantize_int8(PackedBertForSequenceClassification(config).eval(), torch.device("cpu"))
+    config = BertConfig(**{**CONFIG, "num_classes": 2}, head="sequence_classification")
+    quantized = quantize_int8(PackedBertForSequenceClassification(config).eval(), DeviceSetup(torch.device("cpu")))
     assert type(quantized.bert.pooler.dense) is nn.Linear and type(quantized.classifier) is nn.Linear
     assert len(int8_linears(quantized)) == 2 * 4
 
 
 def test_int8_is_refused_off_the_cpu():
     with pytest.raises(ValueError, match="CPU only"):
-        quantize_int8(float_model(), torch.device("cuda"))
+        quantize_int8(float_model(), DeviceSetup(torch.device("cuda")))
 
 
 def test_a_torch_without_onednn_int8_is_one_error_that_names_the_other_engine(monkeypatch):
     monkeypatch.setattr(int8, "onednn_int8_available", lambda: False)
     with pytest.raises(ParamsError, match="no oneDNN int8 kernels.*--engine onnxruntime --quantize int8"):
-        quantize_int8(float_model(), torch.device("cpu"))
+        quantize_int8(float_model(), DeviceSetup(torch.device("cpu")))

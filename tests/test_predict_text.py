@@ -9,8 +9,13 @@ import pytest
 from data_processing.ner_raw import read_split_file
 from modelzoo.data.raw_words import split_words
 from modelzoo.data.vocab import is_uncased_vocab
-from modelzoo.predict.records import drop_unsure_entities, make_prediction, to_conll_block, to_json_line
-from modelzoo.predict.spans import Span, entity_spans
+from modelzoo.heads.token_classification.records import (
+    drop_unsure_entities,
+    make_prediction,
+    to_conll_block,
+    to_json_line,
+)
+from modelzoo.heads.token_classification.spans import Span, entity_spans
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from modelzoo.checkpoint.training import load_model_weights
 from modelzoo.cli.main import main
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.metrics import word_tags
 from modelzoo.params.params import load_params
 from tests.run_fixtures import EVAL_SENTENCES, tiny_params, write_params

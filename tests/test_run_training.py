@@ -24,7 +24,7 @@ from modelzoo.checkpoint.training import (
 from modelzoo.cli.main import main
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.loop.trainer import Trainer, TrainingInterrupted
 from modelzoo.params.params import load_params
 from tests.run_fixtures import model_tensors, tiny_params, write_params

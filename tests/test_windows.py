@@ -14,7 +14,7 @@ from modelzoo.common.device import DeviceSetup
 from modelzoo.data.ner_dataset import NerCsvDataset
 from modelzoo.data.vocab import read_vocab
 from modelzoo.data.windows import count_split_words, sentence_windows
-from modelzoo.predict.tagger import WordTagger
+from modelzoo.heads.token_classification.tagger import WordTagger
 
 sentences = st.lists(st.integers(min_value=1, max_value=40), max_size=60)
 capacities = st.integers(min_value=1, max_value=32)

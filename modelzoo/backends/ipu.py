@@ -43,10 +43,10 @@ from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.iteration import zip_strict
-from modelzoo.data.ner_dataset import ShardedBatchSampler
-from modelzoo.data.packing import IGNORE_LABEL
+from modelzoo.data.batching import ShardedBatchSampler
+from modelzoo.data.labels import IGNORE_LABEL
+from modelzoo.heads.task import Task, count_loss_positions, count_real_tokens
 from modelzoo.loop.evaluation import score_outputs
-from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
 from modelzoo.loop.trainer import StepResult
 from modelzoo.optim.optimizer import parameter_groups
 from modelzoo.params.params import Params
@@ -81,7 +81,7 @@ class IpuBackend:
     def prepare(self, model: nn.Module) -> None:
         """Attention in operations poptorch supports (it has no SDPA), float16 weights if asked, and the
         pipeline stages of the ``ipu:`` section."""
-        model.bert.attention_kernel = "matmul"
+        model.bert.use_attention_kernel("matmul")
         if self.params.runconfig.precision in HALF_PRECISIONS:
             model.half()
         ipu, poptorch = self.ipu, self.poptorch

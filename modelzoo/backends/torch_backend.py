@@ -10,8 +10,8 @@ from torch import nn
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext, init_distributed, shutdown_distributed
+from modelzoo.heads.task import Task
 from modelzoo.loop.evaluation import evaluate
-from modelzoo.loop.tasks import Task
 from modelzoo.params.params import Params
 
 
@@ -29,10 +29,9 @@ class TorchBackend:
         return context
 
     def prepare(self, model: nn.Module) -> None:
-        """Attention as matmul and softmax for bfloat16 on a CPU, where torch's SDPA backward in bfloat16
-        is slower than the explicit operations (README: Speed); the step component moves the model."""
-        if self.device.type == "cpu" and self.setup.precision == "bfloat16":
-            model.bert.attention_kernel = "matmul"
+        """The attention kernel the device runs fastest (``DeviceSetup.attention_kernel``); the step
+        component moves the model."""
+        model.bert.use_attention_kernel(self.setup.attention_kernel)
 
     def announce(self) -> None:
         """What ``runconfig.precision: auto`` became on this device."""

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import ParamsError
-from modelzoo.loop.tasks import Task, count_loss_positions, count_real_tokens
+from modelzoo.heads.task import Task, count_loss_positions, count_real_tokens
 from modelzoo.loop.trainer import StepResult
 from modelzoo.optim.optimizer import build_optimizer
 from modelzoo.params.params import Params
@@ -37,18 +37,17 @@ class TorchStep:
         self.accumulation = params.runconfig.gradient_accumulation_steps
         self.batches_per_call = self.accumulation
         self.model = model.to(setup.device)
-        self.optimizer = build_optimizer(self.model, params.optimizer)
+        self.optimizer = build_optimizer(self.model, params.optimizer, setup.fused_optimizer)
         self.scaler = setup.grad_scaler()
         wrapped = self.model
         self.ddp = None
         if context.distributed:
-            device_ids = [setup.device.index] if setup.device.type == "cuda" else None
-            wrapped = self.ddp = DistributedDataParallel(self.model, device_ids=device_ids)
+            wrapped = self.ddp = DistributedDataParallel(self.model, device_ids=setup.ddp_device_ids)
         compile_step = params.runconfig.compile
         self.forward_model = torch.compile(wrapped) if compile_step else wrapped
-        # Eager runs skip the padding (BertModel's skip_padding: a padded batch computes only its
-        # real tokens); torch.compile needs the static shapes of the padded batch.
-        self.skip_padding = not compile_step
+        # Eager runs skip the padding where the device gains from it (DeviceSetup.skip_padding);
+        # torch.compile needs the static shapes of the padded batch.
+        self.skip_padding = setup.skip_padding and not compile_step
 
     def steps_per_epoch(self) -> int:
         if self.context.distributed and not self.params.train_input.drop_last:
@@ -73,6 +72,10 @@ class TorchStep:
                 pending = []
 
     def call(self, micro_batches: MicroBatches, learning_rate: float) -> StepResult:
+        """One optimizer step at ``learning_rate`` (the trainer's schedule gives it; a caller without one,
+        a benchmark, gets the rate it asks for too)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
         keys = self.task.model_input_keys
         device = self.setup.device
         counts = torch.stack([count_loss_positions(batch) for batch in micro_batches]).double()

@@ -14,7 +14,8 @@ from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import build, param
 
 Nonlinearity = Literal["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"]
-Head = Literal["token_classification", "sequence_classification"]
+# Keys older params files hold that no longer shape the model: dropped when a section is read.
+RETIRED_KEYS = {"use_pooler": "the head builds the pooler it needs (modelzoo/heads)"}
 
 # Hugging Face config.json key -> our key, where the two differ.
 HF_CONFIG_NAMES = {
@@ -65,14 +66,10 @@ class BertConfig:
         None, "dropout before the classifier; null means dropout_rate (Hugging Face's rule)"
     )
     num_classes: int = param(7, "labels of the classifier (7 = [PAD] B I O X [CLS] [SEP])")
-    use_pooler: bool = param(False, "build the tanh pooler over [CLS] (sequence classification needs it)")
     max_sequences_per_pack: int = param(
         1, "[CLS] slots at the end of every row of the sequence classifier (= its input's max_sequences_per_pack)"
     )
-    head: Head = param(
-        "token_classification",
-        "the task: token_classification (NER CSVs) or sequence_classification (classifier CSVs, packed pooler)",
-    )
+    head: str = param("token_classification", "the task head, one of the registered heads (modelzoo/heads)")
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -82,8 +79,6 @@ class BertConfig:
         for name in ("dropout_rate", "attention_dropout_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ParamsError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.head == "sequence_classification" and not self.use_pooler:
-            raise ParamsError("model.use_pooler must be true with model.head: sequence_classification (the pooler reads [CLS])")
         positive = (
             "vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size", "num_classes",
             "max_sequences_per_pack",
@@ -103,5 +98,7 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, values: Optional[Dict[str, Any]]) -> BertConfig:
-        """Build from a YAML ``model:`` mapping; unknown keys, bad types and bad shapes raise ParamsError."""
-        return build(cls, values, "model")
+        """Build from a YAML ``model:`` mapping; unknown keys, bad types and bad shapes raise ParamsError.
+        Retired keys (:data:`RETIRED_KEYS`) of older files are dropped."""
+        kept = {key: value for key, value in (values or {}).items() if key not in RETIRED_KEYS}
+        return build(cls, kept, "model")

@@ -16,6 +16,7 @@ from torch import nn
 
 from modelzoo.bert.config import BertConfig
 from modelzoo.bert.model import BertModel, init_weights
+from modelzoo.data.labels import IGNORE_LABEL
 
 
 class ModelOutput(NamedTuple):
@@ -24,14 +25,14 @@ class ModelOutput(NamedTuple):
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the positions where ``loss_mask`` is non-zero (labels of -100 never count).
+    """Mean cross-entropy over the positions where ``loss_mask`` is non-zero (``IGNORE_LABEL`` never counts).
 
     Computed in float32 whatever the autocast dtype, so that bf16/fp16 runs average the same loss.
     """
     per_position = F.cross_entropy(
-        logits.flatten(0, -2).float(), labels.flatten().long(), reduction="none", ignore_index=-100
+        logits.flatten(0, -2).float(), labels.flatten().long(), reduction="none", ignore_index=IGNORE_LABEL
     )
-    weights = (loss_mask.flatten() != 0) & (labels.flatten() != -100)
+    weights = (loss_mask.flatten() != 0) & (labels.flatten() != IGNORE_LABEL)
     weights = weights.to(per_position.dtype)
     return (per_position * weights).sum() / weights.sum().clamp(min=1.0)
 
@@ -39,10 +40,12 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_mask: 
 class _BertWithClassifier(nn.Module):
     """The encoder, then dropout and a linear classifier: what both heads share."""
 
+    add_pooling_layer = False
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, add_pooling_layer=self.add_pooling_layer)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_classes)
         init_weights(self.classifier, config)
@@ -53,7 +56,8 @@ class BertForTokenClassification(_BertWithClassifier):
 
     ``loss_mask`` picks the positions the loss counts (the readers set it on first word pieces,
     and on ``[CLS]``/``[SEP]``/``X`` only when the input config asks). Without it, every
-    non-padding position whose label is not -100 counts. ``skip_padding``: see :class:`BertModel`.
+    non-padding position whose label is not ``IGNORE_LABEL`` counts. ``skip_padding``: see
+    :class:`BertModel`. A subclass changes the loss by overriding :meth:`loss`.
     """
 
     def forward(
@@ -66,30 +70,31 @@ class BertForTokenClassification(_BertWithClassifier):
         loss_mask: Optional[torch.Tensor] = None,
         skip_padding: bool = False,
     ) -> ModelOutput:
-        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
+        sequence_output = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
         logits = self.classifier(self.dropout(sequence_output))
         if labels is None:
             return ModelOutput(logits)
         if loss_mask is None:
             loss_mask = attention_mask if attention_mask is not None else torch.ones_like(labels)
-        return ModelOutput(logits, masked_cross_entropy(logits, labels, loss_mask))
+        return ModelOutput(logits, self.loss(logits, labels, loss_mask))
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+        return masked_cross_entropy(logits, labels, loss_mask)
 
 
 class PackedBertForSequenceClassification(_BertWithClassifier):
     """BERT classifying every sequence of a packed row (SST-2 style), one [CLS] each.
 
     The packer moves the [CLS] of each of a row's (up to) ``max_sequences_per_pack`` sequences to
-    the last ``max_sequences_per_pack`` positions, so the packed pooler is one dense + tanh over a
-    fixed slice: static shapes, no gather. Logits come out as
-    ``[batch * max_sequences_per_pack, num_classes]``; empty slots carry label -100 and are ignored.
-    With ``max_sequences_per_pack`` = 1 and [CLS] at the end this is plain sequence classification.
-    ``skip_padding``: see :class:`BertModel` (an empty [CLS] slot is padding: its logits are unused).
+    the last ``max_sequences_per_pack`` positions, so the pooler (dense + tanh, built here and only
+    here) reads a fixed slice: static shapes, no gather. Logits come out as
+    ``[batch * max_sequences_per_pack, num_classes]``; empty slots carry ``IGNORE_LABEL`` and are
+    ignored. With ``max_sequences_per_pack`` = 1 and [CLS] at the end this is plain sequence
+    classification. ``skip_padding``: see :class:`BertModel` (an empty [CLS] slot is padding: its
+    logits are unused).
     """
 
-    def __init__(self, config: BertConfig) -> None:
-        if not config.use_pooler:
-            raise ValueError("PackedBertForSequenceClassification needs model.use_pooler: true")
-        super().__init__(config)
+    add_pooling_layer = True
 
     def forward(
         self,
@@ -100,7 +105,7 @@ class PackedBertForSequenceClassification(_BertWithClassifier):
         labels: Optional[torch.Tensor] = None,
         skip_padding: bool = False,
     ) -> ModelOutput:
-        sequence_output, _ = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
+        sequence_output = self.bert(input_ids, attention_mask, token_type_ids, position_ids, skip_padding)
         cls_states = sequence_output[:, -self.config.max_sequences_per_pack :]
         pooled = self.bert.pooler(cls_states)
         logits = self.classifier(self.dropout(pooled)).flatten(0, 1)

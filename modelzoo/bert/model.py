@@ -4,14 +4,15 @@ Written out rather than imported so that every step is visible and can be change
 (packed masks, IPU pipeline stages, fused QKV). Numerically equal to Hugging Face's ``BertModel``
 on converted weights; the one layout difference is that query, key and value share one fused
 ``qkv`` projection (one matrix multiply instead of three), which the checkpoint converter splits
-and joins. Attention has two kernels of the same arithmetic (``BertModel.attention_kernel``):
+and joins. Attention has two kernels of the same arithmetic (:meth:`BertModel.use_attention_kernel`):
 ``scaled_dot_product_attention`` for CPU and GPU, and explicit matmul / softmax / matmul for the
-IPU, whose poptorch has no SDPA.
+IPU, whose poptorch has no SDPA. The tanh pooler is built only for a head that pools
+(``add_pooling_layer``, as in Hugging Face), and that head applies it to the positions it reads.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional, Tuple
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ _ACTIVATIONS = {
 
 
 AttentionKernel = Literal["sdpa", "matmul"]
+ATTENTION_KERNELS = ("sdpa", "matmul")
 
 
 def block_diagonal_attention_mask(sequence_index: torch.Tensor) -> torch.Tensor:
@@ -244,20 +246,28 @@ class BertPooler(nn.Module):
 
 
 class BertModel(nn.Module):
-    """The BERT encoder. Returns ``(sequence_output [b, s, h], pooled_output [b, h] or None)``.
+    """The BERT encoder: ``[batch, seq]`` ids -> ``[batch, seq, hidden]`` states.
 
-    ``attention_kernel``: "sdpa" (CPU, GPU) or "matmul" (the IPU backend sets it: poptorch lists
-    matmul and softmax but not SDPA). Both compute the same attention; it may be changed at any time.
+    ``add_pooling_layer`` builds the tanh pooler (``self.pooler``) for a head that pools; the
+    encoder never applies it, since only that head knows which positions hold its [CLS] tokens.
     """
 
-    def __init__(self, config: BertConfig, attention_kernel: AttentionKernel = "sdpa") -> None:
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = False) -> None:
         super().__init__()
         self.config = config
-        self.attention_kernel = attention_kernel
+        self.attention_kernel: AttentionKernel = "sdpa"
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if config.use_pooler else None
+        self.pooler = BertPooler(config) if add_pooling_layer else None
         self.apply(lambda module: init_weights(module, config))
+
+    def use_attention_kernel(self, kernel: AttentionKernel) -> None:
+        """Compute attention with ``kernel``: "sdpa" (CPU, GPU) or "matmul" (the IPU, whose poptorch lists
+        matmul and softmax but not SDPA; and CPU bfloat16 training, where SDPA's backward is slow).
+        Both compute the same attention; the back-end chooses once, before running the model."""
+        if kernel not in ATTENTION_KERNELS:
+            raise ValueError(f"attention kernel must be one of {ATTENTION_KERNELS}, got {kernel!r}")
+        self.attention_kernel = kernel
 
     def forward(
         self,
@@ -266,7 +276,7 @@ class BertModel(nn.Module):
         token_type_ids: Optional[torch.Tensor] = None,
         position_ids: Optional[torch.Tensor] = None,
         skip_padding: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    ) -> torch.Tensor:
         """``attention_mask`` is a 0/1 padding mask or a packed 1..k sequence-index mask.
 
         Packed rows must pass ``position_ids`` (restarting at each sequence, as the packer writes
@@ -280,22 +290,17 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        if self.attention_kernel not in ("sdpa", "matmul"):
-            raise ValueError(f"attention_kernel must be 'sdpa' or 'matmul', got {self.attention_kernel!r}")
         if skip_padding:
             real_tokens = RealTokens(attention_mask)
             inputs = (real_tokens.drop_padding(ids) for ids in (input_ids, token_type_ids, position_ids))
             hidden_states = self.embeddings(*inputs)
             masks_nothing = None if self.attention_kernel == "sdpa" else hidden_states.new_zeros(())
-            sequence_output = real_tokens.pad(self.encoder(hidden_states, masks_nothing, real_tokens))
-        else:
-            hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
-            mask = block_diagonal_attention_mask(attention_mask)
-            if self.attention_kernel == "matmul":
-                mask = additive_attention_mask(mask, hidden_states.dtype)
-            sequence_output = self.encoder(hidden_states, mask)
-        pooled_output = self.pooler(sequence_output[:, 0]) if self.pooler is not None else None
-        return sequence_output, pooled_output
+            return real_tokens.pad(self.encoder(hidden_states, masks_nothing, real_tokens))
+        hidden_states = self.embeddings(input_ids, token_type_ids, position_ids)
+        mask = block_diagonal_attention_mask(attention_mask)
+        if self.attention_kernel == "matmul":
+            mask = additive_attention_mask(mask, hidden_states.dtype)
+        return self.encoder(hidden_states, mask)
 
 
 @torch.no_grad()

@@ -20,12 +20,11 @@ from typing import Callable, List, Optional
 from modelzoo.checkpoint.training import checkpoint_file, checkpoint_step
 from modelzoo.common.atomic import atomic_file, write_json_atomic
 from modelzoo.common.errors import CheckpointError, ParamsError
+from modelzoo.heads import head_spec
 
 BEST_NAME = "best"
 BEST_CHECKPOINT_FILE = "best_checkpoint.mdl"
 BEST_RECORD_FILE = "best_checkpoint.json"
-# The metric each head is judged by unless runconfig.best_checkpoint_metric names another.
-DEFAULT_METRICS = {"token_classification": "f1", "sequence_classification": "accuracy"}
 LOWER_IS_BETTER = frozenset({"loss"})
 
 
@@ -40,7 +39,7 @@ class BestRule:
     @classmethod
     def resolve(cls, metric: Optional[str], higher_is_better: Optional[bool], patience: Optional[int], head: str) -> BestRule:
         """The rule from the runconfig keys; None picks the head's metric and the metric's direction."""
-        metric = metric or DEFAULT_METRICS[head]
+        metric = metric or head_spec(head).best_metric
         return cls(metric, metric not in LOWER_IS_BETTER if higher_is_better is None else higher_is_better, patience)
 
 

@@ -17,9 +17,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from modelzoo.bert.config import CEREBRAS_CONFIG_NAMES, CEREBRAS_LAYER_NORM_EPSILON, BertConfig
 from modelzoo.common.errors import CheckpointError
+from modelzoo.heads import head_spec
+from modelzoo.heads.spec import head_of_cerebras_section
 
 # Our model keys with no Cerebras counterpart.
-OURS_ONLY = ("head", "use_pooler", "max_sequences_per_pack", "pad_token_id")
+OURS_ONLY = ("head", "max_sequences_per_pack", "pad_token_id")
 # Our keys Cerebras spells the same (Cerebras' BertModel arguments).
 SHARED = (
     "vocab_size", "hidden_size", "num_hidden_layers", "num_heads", "filter_size", "encoder_nonlinearity",
@@ -38,16 +40,8 @@ def to_cerebras(config: BertConfig, with_classifier: bool, fmt: str) -> Tuple[Di
     ours = asdict(config)
     section = {key: ours[key] for key in SHARED}
     section.update(share_embedding_weights=True, position_embedding_type="learned")
-    renamed = {ours_name: cerebras_name for cerebras_name, ours_name in CEREBRAS_CONFIG_NAMES.items()}
-    if with_classifier and config.head == "sequence_classification":
-        section[renamed["encoder_output_dropout_rate"]] = config.classifier_dropout
-        section[renamed["num_classes"]] = config.num_classes
-        section["problem_type"] = "single_label_classification"
-    elif with_classifier:
-        section.update(
-            encoder_output_dropout_rate=config.classifier_dropout, num_classes=config.num_classes,
-            loss_weight=1.0, include_padding_in_loss=False,
-        )
+    if with_classifier:
+        section.update(head_spec(config.head).cerebras_section(config))
     section.update(pooler_nonlinearity="tanh", mlm_nonlinearity=config.encoder_nonlinearity)
     if with_classifier or fmt != "cs-2.1":  # the 2.1 converter of a bare BERT no longer writes it
         section["enable_vts"] = False
@@ -69,7 +63,6 @@ def from_cerebras(section: Dict[str, Any], ours: Optional[Dict[str, Any]], sourc
     values = {key: section[key] for key in (*SHARED, "num_classes", "encoder_output_dropout_rate") if key in section}
     values["layer_norm_epsilon"] = float(values.get("layer_norm_epsilon", CEREBRAS_LAYER_NORM_EPSILON))
     values.update({ours_name: section[name] for name, ours_name in CEREBRAS_CONFIG_NAMES.items() if name in section})
-    if "num_labels" in section or "problem_type" in section:
-        values.update(head="sequence_classification", use_pooler=True)
+    values["head"] = head_of_cerebras_section(section).name
     values.update(ours or {})
     return values

@@ -33,13 +33,10 @@ from modelzoo.checkpoint.naming import CS_FORMATS, MixedPrefixError, strip_model
 from modelzoo.common.atomic import atomic_folder
 from modelzoo.common.errors import CheckpointError, ParamsError
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
+from modelzoo.heads import head_spec
+from modelzoo.heads.spec import head_of_hf_architectures
 
 MODEL_FILE = "model.mdl"
-# model.head -> the Hugging Face class of a classifier with that head.
-HF_ARCHITECTURES = {
-    "token_classification": "BertForTokenClassification",
-    "sequence_classification": "BertForSequenceClassification",
-}
 PARAMS_FILE = "params.yaml"
 OURS_FILE = "modelzoo_model.yaml"  # beside a cs-* checkpoint: our model keys Cerebras has no place for
 
@@ -54,8 +51,9 @@ def config_from_hf(hf_config: dict, source: Path) -> BertConfig:
             values[our_name] = hf_config[hf_name]
     if "num_classes" not in values and "id2label" in hf_config:
         values["num_classes"] = len(hf_config["id2label"])
-    if HF_ARCHITECTURES["sequence_classification"] in hf_config.get("architectures", ()):
-        values.update(head="sequence_classification", use_pooler=True)
+    spec = head_of_hf_architectures(hf_config.get("architectures", []))
+    if spec is not None:
+        values["head"] = spec.name
     try:
         return BertConfig.from_dict(values)
     except ParamsError as error:
@@ -66,7 +64,7 @@ def config_to_hf(config: BertConfig, with_classifier: bool) -> dict:
     """BertConfig -> Hugging Face ``config.json`` contents for BertModel or BertForTokenClassification."""
     ours = asdict(config)
     hf_config = {"model_type": "bert", "position_embedding_type": "absolute"}
-    hf_config["architectures"] = [HF_ARCHITECTURES[config.head] if with_classifier else "BertModel"]
+    hf_config["architectures"] = [head_spec(config.head).hf_architecture if with_classifier else "BertModel"]
     hf_config.update({name: ours[name] for name in HF_SHARED_NAMES})
     hf_config.update({hf_name: ours[our_name] for hf_name, our_name in HF_CONFIG_NAMES.items()})
     if not with_classifier:

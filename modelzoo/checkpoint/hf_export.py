@@ -1,16 +1,16 @@
 """A classifier checkpoint as a folder that ``transformers`` loads with no other argument, and the way back.
 
 Labels. ``config.json``'s ``id2label`` carries the project's label names (``B-PER``, ``I-ORG``...).
-The CSV format's special labels (``[PAD]``, ``X``, ``[CLS]``, ``[SEP]``) are real outputs of the
-token classifier, and our predict reads one predicted at a word's first piece as ``O``; so
-``id2label`` names them ``O``. Every aggregation strategy of the ``token-classification`` pipeline
+The CSV format's special labels (``[PAD]``, ``X``, ``[CLS]``, ``[SEP]``: the head's
+``special_labels``) are real outputs of the token classifier, and our predict reads one predicted
+at a word's first piece as ``O``; so ``id2label`` names them ``O``. Every aggregation strategy of the ``token-classification`` pipeline
 then treats them as outside, as predict does, and the classifier rows stay bit-identical (dropping
 or folding them would change which label wins). ``label2id`` maps each distinct name to its id, and
 the project's own vocab travels beside the weights as ``label2id.json``, which the reverse
 conversion reads back.
 
 Tokenizer. Built from the model's ``vocab.txt`` by the class that cut the training words
-(:class:`~modelzoo.data.wordpiece.WordPieceTokenizer`), lower-casing as the vocab says, so the
+(:func:`~modelzoo.data.wordpiece.bert_tokenizer`), lower-casing as the vocab says, so the
 pipeline cuts words into the pieces the model was trained on. ``model_max_length`` is the longest
 input the position table holds: the pipeline truncates beyond it, where our predict would cut windows.
 """
@@ -26,23 +26,16 @@ from typing import Dict, List, Optional
 import torch
 
 from modelzoo.bert.config import BertConfig
-from modelzoo.checkpoint.files import write_checkpoint
+from modelzoo.checkpoint.files import config_to_hf, write_checkpoint
 from modelzoo.checkpoint.model_card import CardFacts, gather_facts, render_card
 from modelzoo.checkpoint.model_dir import VOCAB_FILE
 from modelzoo.common.errors import CheckpointError, DataFileError
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
-from modelzoo.data.labels import NON_ENTITY_LABELS, OUTSIDE_LABEL
-from modelzoo.data.text_files import read_utf8_text
-from modelzoo.data.vocab import (
-    CLS_TOKEN,
-    PAD_TOKEN,
-    SEP_TOKEN,
-    UNK_TOKEN,
-    is_uncased_vocab,
-    read_label_vocab,
-    read_vocab,
-)
+from modelzoo.data.labels import OUTSIDE_LABEL
+from modelzoo.data.vocab import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN, check_label_count, labels_by_id
+from modelzoo.data.wordpiece import bert_tokenizer
+from modelzoo.heads import head_spec
 
 LABEL_VOCAB_FLAG = "--label-vocab"
 VOCAB_FLAG = "--vocab-file"
@@ -72,19 +65,10 @@ def find_model_files(
 
 
 def read_labels(path: Path, config: BertConfig) -> List[str]:
-    """Label names by id from a ``label2id.json``, checked against the classifier's rows."""
-    if config.head == "token_classification":
-        label2id = read_label_vocab(path)
-    else:
-        try:
-            label2id = json.loads(read_utf8_text(Path(path), "label vocab file"))
-        except json.JSONDecodeError as error:
-            raise DataFileError(path, error.lineno, f"not valid JSON: {error.msg}") from error
-        if not isinstance(label2id, dict) or sorted(label2id.values()) != list(range(len(label2id))):
-            raise DataFileError(path, None, "expected a JSON object mapping each label to one of the ids 0..n-1")
-    if len(label2id) != config.num_classes:
-        raise DataFileError(path, None, f"has {len(label2id)} labels but the classifier has {config.num_classes} rows")
-    return sorted(label2id, key=label2id.__getitem__)
+    """Label names by id from the head's ``label2id.json``, checked against the classifier's rows."""
+    label2id = head_spec(config.head).read_label_vocab(path)
+    check_label_count(path, label2id, config.num_classes)
+    return labels_by_id(label2id)
 
 
 def require_labels(files: ModelFiles, source: Path) -> Path:
@@ -102,8 +86,8 @@ def require_vocab(files: ModelFiles, source: Path) -> Path:
 
 
 def hf_label_names(id_to_label: List[str], head: str) -> dict:
-    """``id2label`` / ``label2id`` for ``config.json`` (special labels named ``O``, see the module doc)."""
-    special = NON_ENTITY_LABELS if head == "token_classification" else frozenset()
+    """``id2label`` / ``label2id`` for ``config.json`` (the head's special labels named ``O``, see the module doc)."""
+    special = head_spec(head).special_labels
     names = [OUTSIDE_LABEL if label in special else label for label in id_to_label]
     # Each name's own label first, so "O" maps to the real O rather than to [PAD].
     label2id = {name: index for index, (name, label) in enumerate(zip_strict(names, id_to_label)) if name == label}
@@ -120,10 +104,8 @@ def write_label_vocab(folder: Path, id_to_label: List[str]) -> None:
 
 def write_tokenizer_files(folder: Path, vocab_file: Path, model_max_length: int) -> None:
     """``vocab.txt``, ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``."""
-    from modelzoo.data.wordpiece import WordPieceTokenizer
-
-    do_lower_case = is_uncased_vocab(read_vocab(vocab_file))
-    tokenizer = WordPieceTokenizer(vocab_file, do_lower_case).tokenizer
+    tokenizer = bert_tokenizer(vocab_file)
+    do_lower_case = tokenizer.do_lower_case
     tokenizer.model_max_length = model_max_length
     tokenizer.save_pretrained(folder)
     shutil.copyfile(vocab_file, folder / VOCAB_FILE)
@@ -149,12 +131,18 @@ def export_hf(
     facts = gather_facts(source, config.head, "hf", command, id_to_label, list(names["id2label"].values()))
 
     def add_files(folder: Path) -> None:
-        hf_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        (folder / "config.json").write_text(json.dumps({**hf_config, **names}, indent=2) + "\n", encoding="utf-8")
+        write_hf_config(folder, config, names)
         write_shipped_files(folder, id_to_label, vocab, config, facts)
 
     write_checkpoint(state_dict, config, "hf", output_dir, add_files=add_files)
     return sorted(path.name for path in output_dir.iterdir())
+
+
+def write_hf_config(folder: Path, config: BertConfig, names: dict) -> None:
+    """The Hugging Face ``config.json`` of the classifier with its label names: what ``transformers`` and
+    optimum read to load the folder (an ONNX folder too: optimum infers the task from it)."""
+    hf_config = {**config_to_hf(config, with_classifier=True), **names}
+    (folder / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
 
 
 def write_shipped_files(folder: Path, id_to_label: List[str], vocab: Path, config: BertConfig, facts: CardFacts) -> None:

@@ -16,8 +16,7 @@ import yaml
 
 from modelzoo.checkpoint.files import load_mdl
 from modelzoo.common.iteration import zip_strict
-
-PIPELINE_TASKS = {"token_classification": "token-classification", "sequence_classification": "text-classification"}
+from modelzoo.heads import head_spec
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def gather_facts(source: Path, head: str, fmt: str, command: str, labels: List[s
 
 def render_card(facts: CardFacts) -> str:
     """The model card as Markdown (a YAML front matter for the Hugging Face hub, then the sections)."""
-    task = PIPELINE_TASKS[facts.head]
+    task = head_spec(facts.head).pipeline_task
     front = {"library_name": "transformers" if facts.fmt == "hf" else "onnx", "pipeline_tag": task, "tags": ["bert", task]}
     params = facts.params or {}
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", ""]
@@ -75,7 +74,7 @@ def render_card(facts: CardFacts) -> str:
               "|---|---|---|"]
     pairs = enumerate(zip_strict(facts.labels, facts.exported_names))
     lines += [f"| {index} | `{label}` | `{name}` |" for index, (label, name) in pairs]
-    if facts.head == "token_classification":
+    if head_spec(facts.head).special_labels & set(facts.labels):
         lines += ["", "The special labels of the CSV format are real outputs of the classifier; they are named `O` "
                   "so that a word whose first piece predicts one reads as outside, as in the project's predict. "
                   "`label2id.json` keeps the project's names."]
@@ -86,9 +85,10 @@ def render_card(facts: CardFacts) -> str:
 
 def _usage(facts: CardFacts) -> List[str]:
     if facts.fmt == "hf":
-        strategy = ', aggregation_strategy="first"' if facts.head == "token_classification" else ""
+        spec = head_spec(facts.head)
+        arguments = f", {spec.pipeline_arguments}" if spec.pipeline_arguments else ""
         return ["```python", "from transformers import pipeline", "",
-                f'model = pipeline("{PIPELINE_TASKS[facts.head]}", model="THIS_FOLDER"{strategy})',
+                f'model = pipeline("{spec.pipeline_task}", model="THIS_FOLDER"{arguments})',
                 'print(model("Angela Merkel met Emmanuel Macron in Paris."))', "```"]
     return ["```bash", "python run.py CPU --mode predict --engine onnxruntime --params PARAMS "
             "--checkpoint_path THIS_FOLDER/model.onnx --input sentences.txt", "```", "",

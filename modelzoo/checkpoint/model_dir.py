@@ -31,11 +31,6 @@ VOCAB_FILE = "vocab.txt"
 TOKENIZER_EXTRA_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def label_vocab_file(section: InputParams) -> Path:
-    """The label vocab an input section reads: its ``label_vocab_file``, else ``label2id.json`` in its data_dir."""
-    return Path(section.label_vocab_file) if section.label_vocab_file else Path(section.data_dir) / LABEL_VOCAB_FILE
-
-
 def copy_model_files(
     model_dir: Path, section: InputParams, base_checkpoint: Optional[str] = None
 ) -> List[Path]:
@@ -46,7 +41,7 @@ def copy_model_files(
     still needs one to read text. Returns the files written. A source that is gone is skipped (a
     resumed run whose data moved keeps the copies it made when it started); each copy is atomic.
     """
-    sources = {LABEL_VOCAB_FILE: label_vocab_file(section)}
+    sources = {LABEL_VOCAB_FILE: section.label_vocab_path()}
     vocab = Path(section.vocab_file) if section.vocab_file else None
     if vocab is None and base_checkpoint is not None:
         vocab = Path(base_checkpoint).parent / VOCAB_FILE
@@ -75,7 +70,7 @@ def in_reach(original: Union[str, Path, None], model_dir: Path, name: str) -> Op
 def with_model_dir_files(section: InputParams, model_dir: Path) -> InputParams:
     """``section`` with its vocab and label vocab paths pointing at the model_dir copies where the originals are gone."""
     vocab_file = in_reach(section.vocab_file, model_dir, VOCAB_FILE)
-    labels = label_vocab_file(section)
+    labels = section.label_vocab_path()
     labels_in_reach = in_reach(labels, model_dir, LABEL_VOCAB_FILE)
     label_vocab = section.label_vocab_file if labels_in_reach == str(labels) else labels_in_reach
     return dataclasses.replace(section, vocab_file=vocab_file, label_vocab_file=label_vocab)

@@ -13,7 +13,7 @@ exporter is deprecated since torch 2.9 but is the one whose graph the fusions kn
 
 int8. ``model_int8.onnx`` is ``onnxruntime.quantization.quantize_dynamic`` of the unfused graph (the
 fused one quantizes to a slower graph) with the weights of ``--quantize int8``
-(:mod:`modelzoo.predict.int8`): about 7 bits (``reduce_range``: -64..64) with one scale per output
+(:mod:`modelzoo.predict.int8`): about 7 bits (``reduce_range``: -64..63) with one scale per output
 channel, activations quantized per batch to all 8 bits, the classifier in float32. ONNX Runtime's
 default, one scale per weight matrix, costs entity F1; this scheme keeps it (README: Predict,
 Measured). It has one activation scale for every row, where ``--quantize int8`` gives the FFN's
@@ -39,11 +39,13 @@ from modelzoo.checkpoint.hf_export import (
     read_labels,
     require_labels,
     require_vocab,
+    write_hf_config,
     write_shipped_files,
 )
 from modelzoo.checkpoint.model_card import gather_facts
 from modelzoo.common.atomic import atomic_folder
 from modelzoo.common.errors import CheckpointError, UserError
+from modelzoo.heads import head_spec
 
 ONNX_FORMAT = "onnx"
 ONNX_FILE = "model.onnx"
@@ -132,18 +134,20 @@ def export_onnx(
     """Write ``model.onnx`` and ``model_int8.onnx`` with the label vocab, tokenizer files and model card;
     returns the files written. ``state_dict`` is in ``hf`` naming."""
     require_onnx_exporter()
-    if config.head != "token_classification" or "classifier.weight" not in state_dict:
+    if not head_spec(config.head).onnx or "classifier.weight" not in state_dict:
         raise CheckpointError(
-            f"{source}: --tgt-fmt onnx exports token classifiers; export the sequence classifier with --tgt-fmt hf"
+            f"{source}: --tgt-fmt onnx exports token classifiers (model.head {config.head} is not one); "
+            "export it with --tgt-fmt hf"
         )
     id_to_label = read_labels(require_labels(files, source), config)
     vocab = require_vocab(files, source)
-    exported_names = list(hf_label_names(id_to_label, config.head)["id2label"].values())
-    facts = gather_facts(source, config.head, "onnx", command, id_to_label, exported_names)
+    names = hf_label_names(id_to_label, config.head)
+    facts = gather_facts(source, config.head, "onnx", command, id_to_label, list(names["id2label"].values()))
     require_empty_output_dir(output_dir)
     with tempfile.TemporaryDirectory(prefix="onnx-export-hf-") as scratch, atomic_folder(output_dir) as folder:
         hf_folder = Path(scratch) / "hf"
         write_checkpoint(state_dict, config, "hf", hf_folder)
         write_onnx_files(hf_folder, config, folder)
+        write_hf_config(folder, config, names)
         write_shipped_files(folder, id_to_label, vocab, config, facts)
     return sorted(path.name for path in output_dir.iterdir())

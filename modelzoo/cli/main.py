@@ -12,16 +12,14 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from modelzoo.backends.gpu import require_cuda
-from modelzoo.backends.ipu_options import require_poptorch
+from modelzoo.backends.targets import TARGETS, predict_device
 from modelzoo.checkpoint.best import resolve_checkpoint_name
 from modelzoo.checkpoint.model_dir import saved_params_file, with_model_dir_files
 from modelzoo.cli.modes import run_mode
 from modelzoo.common.errors import ParamsError, UserError, os_error_reason
+from modelzoo.heads.prediction import CHUNK_LINES, MAX_PAGE_LINES, PredictOptions
 from modelzoo.loop.trainer import TrainingInterrupted
 from modelzoo.params.params import load_params
-from modelzoo.predict.html_page import MAX_PAGE_LINES
-from modelzoo.predict.input_lines import CHUNK_LINES
 from modelzoo.predict.int8 import QUANTIZE_CHOICES
 from modelzoo.predict.onnx_engine import ENGINES
 
@@ -35,8 +33,11 @@ TRAINED_MODEL_MODES = ("eval", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="Train and evaluate BERT token classifiers.")
-    parser.add_argument("target", choices=("CPU", "GPU", "IPU"), help="where to run")
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Train, evaluate and predict with BERT token and sequence classifiers."
+    )
+    targets = "; ".join(f"{name}: {target.help}" for name, target in TARGETS.items())
+    parser.add_argument("target", choices=list(TARGETS), help=f"where to run ({targets})")
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument(
         "--params", help="YAML params file (see docs/PARAMS.md); default: the params a training run saved in --model_dir"
@@ -134,24 +135,20 @@ def default_params_file(model_dir: Optional[str]) -> Path:
 
 def predict(args: argparse.Namespace, params, strict: bool) -> None:
     """Prediction runs in this one process on one device: no executor, no distributed set-up."""
-    import torch
+    from modelzoo.predict.runner import run_predict
 
-    from modelzoo.predict.runner import PredictOptions, run_predict
-
-    device = require_cuda() if args.target == "GPU" else torch.device("cpu")
     given = {name: getattr(args, name) for name in PREDICT_OPTIONS if getattr(args, name) is not None}
     options = PredictOptions(**given, engine=args.engine)
-    run_predict(params, options, device, strict)
+    run_predict(params, options, predict_device(args.target, args.mode), strict)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_predict_options(args)
-        if args.target == "IPU":
-            if args.mode == "predict":
-                raise ParamsError("run.py IPU --mode predict: predict on CPU or GPU (checkpoints are the same .mdl files)")
-            require_poptorch()  # before anything is read or written
+        if args.mode == "predict":
+            predict_device(args.target, args.mode)  # a target that cannot predict fails before anything is read
+        TARGETS[args.target].preflight()
         params = resolve_params(args)
         strict = not args.disable_strict_checkpoint_loading
         if args.mode == "predict":

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.backends.cpu import cpu_backend
-from modelzoo.backends.gpu import gpu_backend
+from modelzoo.backends.targets import make_backend
 from modelzoo.checkpoint.best import BestCheckpoint, evaluated_step
 from modelzoo.checkpoint.lock import take_model_dir
 from modelzoo.checkpoint.model_dir import copy_model_files
@@ -22,18 +21,10 @@ from modelzoo.checkpoint.training import (
     seed_rngs,
 )
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import build_task
+from modelzoo.heads import build_task
 from modelzoo.loop.trainer import Trainer, crossed
 from modelzoo.params.compare import check_resume_params
 from modelzoo.params.params import Params, save_params
-
-
-def make_backend(target: str, params: Params, mode: str):
-    if target == "IPU":
-        from modelzoo.backends.ipu import IpuBackend  # the only import of the poptorch back-end
-
-        return IpuBackend(params, mode)
-    return gpu_backend(params) if target == "GPU" else cpu_backend(params)
 
 
 def run_mode(params: Params, mode: str, target: str, strict_loading: bool, allow_changed_params: bool = False) -> None:

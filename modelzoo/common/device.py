@@ -1,10 +1,14 @@
-"""Where and in what precision a run computes: one object the loop, evaluation and prediction share."""
+"""Where and in what precision a run computes: one object the loop, evaluation and prediction share.
+
+What differs between a CPU and a CUDA GPU beyond the device itself is decided here, once, as a
+property of :class:`DeviceSetup`, so that no other module asks which kind of device it runs on.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -21,7 +25,7 @@ def native_bfloat16(device: torch.device) -> bool:
 
 @dataclass
 class DeviceSetup:
-    """How the executor runs the model: device, autocast dtype, loss scaling.
+    """How the executor runs the model: device, autocast dtype, loss scaling, and the device's policies.
 
     ``precision`` "auto" becomes "bfloat16" where the device computes it natively, else "float32".
     """
@@ -32,6 +36,36 @@ class DeviceSetup:
     def __post_init__(self) -> None:
         if self.precision == "auto":
             self.precision = "bfloat16" if native_bfloat16(self.device) else "float32"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    @property
+    def skip_padding(self) -> bool:
+        """Whether eager forwards run on the real tokens only (``BertModel``'s ``skip_padding``).
+
+        On a CPU that does less work, and the per-length attention blocks cost nothing extra. On a GPU
+        it would cost host synchronisations (the token count and the blocks depend on the data) and
+        an attention launch per sequence length; one SDPA call over the padded or packed rows with
+        the block-diagonal mask keeps the shapes static instead.
+        """
+        return self.is_cpu
+
+    @property
+    def attention_kernel(self) -> str:
+        """SDPA, except bfloat16 on a CPU, where torch's SDPA backward is slower than matmul and softmax."""
+        return "matmul" if self.is_cpu and self.precision == "bfloat16" else "sdpa"
+
+    @property
+    def fused_optimizer(self) -> bool:
+        """torch's fused AdamW/Adam/SGD kernels run on CPU and CUDA tensors."""
+        return self.device.type in ("cpu", "cuda")
+
+    @property
+    def ddp_device_ids(self) -> Optional[List[int]]:
+        """``DistributedDataParallel``'s ``device_ids``: the process's GPU, none for CPU processes."""
+        return [self.device.index] if self.device.type == "cuda" else None
 
     @property
     def autocast_dtype(self) -> Optional[torch.dtype]:
@@ -54,5 +88,5 @@ class DeviceSetup:
         return torch.amp.GradScaler(self.device.type, enabled=enabled)
 
     def to_device(self, batch: Dict[str, torch.Tensor], keys: Tuple[str, ...]) -> Dict[str, torch.Tensor]:
-        non_blocking = self.device.type == "cuda"
+        non_blocking = self.device.type == "cuda"  # pinned host batches overlap their copy with compute
         return {key: batch[key].to(self.device, non_blocking=non_blocking) for key in keys if key in batch}

@@ -126,8 +126,11 @@ def to_dict(instance: Any) -> Dict[str, Any]:
     return dataclasses.asdict(instance)
 
 
-def describe(cls: type, section: str) -> str:
-    """A Markdown table of the section's keys: name, type, default, doc (for the reference page)."""
+def describe(cls: type, section: str, choices: Optional[Dict[str, typing.List[str]]] = None) -> str:
+    """A Markdown table of the section's keys: name, type, default, doc (for the reference page).
+
+    ``choices`` names the values of keys whose choices are registered at run time rather than typed.
+    """
     hints = typing.get_type_hints(cls)
     rows = [f"### `{section}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
@@ -137,6 +140,7 @@ def describe(cls: type, section: str) -> str:
             default = repr(f.default_factory())
         else:
             default = "required"
-        type_cell = _type_name(hints[f.name]).replace("|", r"\|")  # a bare | would split the cell
+        type_name = " | ".join(repr(value) for value in choices[f.name]) if f.name in (choices or {}) else _type_name(hints[f.name])
+        type_cell = type_name.replace("|", r"\|")  # a bare | would split the cell
         rows.append(f"| `{f.name}` | {type_cell} | `{default}` | {f.metadata.get('doc', '')} |")
     return "\n".join(rows) + "\n"

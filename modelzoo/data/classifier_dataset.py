@@ -1,7 +1,7 @@
 """Reader for the classifier CSV folders of ``data_processing/write_csv_classifier.py``.
 
 The folder is parsed once into int32 arrays in the layout of the packed sequence classifier
-(:func:`modelzoo.data.packing.pack_classification_examples`), one row per model input row:
+(:func:`modelzoo.data.packed_rows.pack_classification_examples`), one row per model input row:
 ``input_ids``, ``attention_mask`` (sequence index 1..k, 0 for padding), ``token_type_ids``,
 ``position_ids`` of shape ``[max_sequence_length]``; ``labels`` of shape ``[S]`` (-100 for empty
 slots); and ``sequence_index`` of shape ``[S]``, the CSV example in each slot (-1 for empty), so
@@ -15,35 +15,25 @@ keeping the CSV unpacked lets one file serve any ``max_sequence_length`` and pac
 sequences share a pack is drawn once, from ``shuffle_seed``; the order of the packs is reshuffled
 every epoch like that of plain examples.
 
-Batching, shuffling and sharding are those of the NER reader (``ShardedBatchSampler``): the order of
-an epoch depends only on ``(shuffle_seed, epoch)``, ranks get disjoint contiguous shares of it, and
-data-loader workers serve whole batches in turn. ``batch_size`` counts rows, so a packed batch holds
-several times as many sequences.
+Batching, shuffling and sharding are every reader's (:mod:`modelzoo.data.batching`): ``batch_size``
+counts rows, so a packed batch holds several times as many sequences.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from modelzoo.common.errors import DataFileError
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, check_task, read_meta
-from modelzoo.data.ner_dataset import ShardedBatchSampler, numpy_to_torch
-from modelzoo.data.packing import (
-    Algorithm,
-    PackingStats,
-    assign_sequences,
-    pack_classification_examples,
-    plan_classification_packing,
-)
+from modelzoo.data.packed_rows import pack_classification_examples
+from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, plan_classification_packing
 from modelzoo.data.params import InputParams
-from modelzoo.data.text_files import read_utf8_text
+from modelzoo.data.vocab import read_classifier_label_vocab
 
 CSV_COLUMNS = ["input_ids", "token_type_ids", "labels"]
 
@@ -57,7 +47,7 @@ def read_classifier_csv(folder: Path, max_sequence_length: int) -> Tuple[List[di
     """
     shards = read_meta(folder)
     check_task(folder, shards[0][0], CSV_COLUMNS[0])
-    label2id = json.loads(read_utf8_text(folder / LABEL_VOCAB_FILE, "label vocab file"))
+    label2id = read_classifier_label_vocab(folder / LABEL_VOCAB_FILE)
     label_ids = set(label2id.values())
     examples = []
     for shard, expected_count, meta_line in shards:
@@ -117,6 +107,7 @@ class ClassifierDataset(Dataset):
         self,
         data_dir: Union[str, Path],
         max_sequence_length: int,
+        pad_id: int,
         max_sequences_per_pack: int = 1,
         packing: bool = False,
         algorithm: Algorithm = "lpfhp",
@@ -124,8 +115,11 @@ class ClassifierDataset(Dataset):
     ):
         """Rows of ``max_sequences_per_pack`` [CLS] slots holding one sequence each, or packed (``packing``).
 
-        ``seed`` draws which sequences share a pack (packing only).
+        ``pad_id`` fills the padding: the CSV holds ids, not tokens, so the model's [PAD] id comes from
+        its config (``model.pad_token_id``) rather than from a vocab. ``seed`` draws which sequences
+        share a pack (packing only).
         """
+        self.label_vocab_file = Path(data_dir) / LABEL_VOCAB_FILE
         self.examples, self.label2id = read_classifier_csv(Path(data_dir), max_sequence_length)
         self.max_sequence_length = max_sequence_length
         self.lengths = np.array([len(example["input_ids"]) for example in self.examples], dtype=np.int64)
@@ -139,14 +133,14 @@ class ClassifierDataset(Dataset):
                 f"rewrite the CSV with --max_seq_length {longest} or raise max_sequence_length"
             )
         packs, self.packing_stats = classifier_packs(self.lengths, max_sequence_length, slots, packing, algorithm, seed)
-        self.features = pack_classification_examples(self.examples, packs, max_sequence_length)
+        self.features = pack_classification_examples(self.examples, packs, max_sequence_length, pad_id)
         self.features["sequence_index"] = packs.astype(np.int32)
 
     @classmethod
-    def from_params(cls, params: InputParams, max_sequences_per_pack: int) -> ClassifierDataset:
+    def from_params(cls, params: InputParams, pad_id: int, max_sequences_per_pack: int) -> ClassifierDataset:
         """The split of an input section, rows with ``max_sequences_per_pack`` [CLS] slots (the model's)."""
         return cls(
-            params.data_dir, params.max_sequence_length, max_sequences_per_pack, params.packing,
+            params.data_dir, params.max_sequence_length, pad_id, max_sequences_per_pack, params.packing,
             params.packing_algorithm, params.shuffle_seed,
         )
 
@@ -155,32 +149,3 @@ class ClassifierDataset(Dataset):
 
     def __getitem__(self, index: Union[int, np.ndarray]) -> Dict[str, np.ndarray]:
         return {name: values[index] for name, values in self.features.items()}
-
-
-def build_classifier_dataloader(
-    params: InputParams,
-    max_sequences_per_pack: int = 1,
-    rank: int = 0,
-    world_size: int = 1,
-    epoch: int = 0,
-    *,
-    pin_memory: bool = False,
-    dataset: Optional[ClassifierDataset] = None,
-) -> DataLoader:
-    """The batches of ``params.data_dir`` for one rank (rows are packs when packing); as the NER reader's.
-
-    Keep the loader and call ``loader.sampler.set_epoch(e)`` to reshuffle, or pass ``dataset`` to reuse
-    one already parsed (``max_sequences_per_pack`` is then the dataset's).
-    """
-    if dataset is None:
-        dataset = ClassifierDataset.from_params(params, max_sequences_per_pack)
-    sampler = ShardedBatchSampler(
-        len(dataset), params.batch_size, shuffle=params.shuffle, seed=params.shuffle_seed,
-        rank=rank, world_size=world_size, drop_last=params.drop_last, epoch=epoch,
-    )
-    return DataLoader(
-        dataset, batch_size=None, sampler=sampler, num_workers=params.num_workers,
-        collate_fn=numpy_to_torch, pin_memory=pin_memory,
-        # As the NER loader: its own generator for worker seeds leaves the global (dropout) RNG alone.
-        generator=torch.Generator().manual_seed(params.shuffle_seed),
-    )

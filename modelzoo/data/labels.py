@@ -23,6 +23,8 @@ FRAME_LABELS = (CONTINUATION_LABEL, CLS_LABEL, SEP_LABEL)
 # Labels of the CSV format that are no entity: predicted at a word's first piece, they read as O.
 NON_ENTITY_LABELS = frozenset({PAD_LABEL, *FRAME_LABELS})
 UNTYPED_ENTITY = "ENTITY"
+# The label id a loss never counts (torch's cross_entropy ``ignore_index``): an empty sequence slot of a pack.
+IGNORE_LABEL = -100
 
 OUTSIDE, BEGIN, INSIDE = 0, 1, 2
 _PREFIX_CODES = {"B": BEGIN, "I": INSIDE}

@@ -13,7 +13,7 @@ pack: ``input_ids``, ``attention_mask`` (sequence index 1..k, 0 for padding), ``
 ``position_ids`` (restarting at 0 per sequence), ``labels``, ``loss_mask`` and ``word_index`` of
 shape ``[max_sequence_length]``, and ``sentence_index`` of shape ``[max_sequences_per_pack]`` (-1 for
 an empty slot): the sentence of a token is ``sentence_index[attention_mask - 1]``. Batching,
-shuffling and sharding then work on packs exactly as on examples.
+shuffling and sharding (:mod:`modelzoo.data.batching`) then work on packs exactly as on examples.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
 from modelzoo.common.errors import DataFileError
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, NO_WORD, check_task, read_meta
 from modelzoo.data.labels import CLS_LABEL, CONTINUATION_LABEL, FRAME_LABELS, PAD_LABEL, SEP_LABEL
-from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, pack_token_examples, plan_packing
+from modelzoo.data.packed_rows import pack_token_examples
+from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, plan_packing
 from modelzoo.data.params import InputParams
 from modelzoo.data.text_files import read_utf8_text
-from modelzoo.data.vocab import read_label_vocab, read_vocab
+from modelzoo.data.vocab import PAD_TOKEN, read_label_vocab, read_vocab
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "loss_mask")
 PACKED_MODEL_INPUT_KEYS = (*MODEL_INPUT_KEYS, "position_ids")
@@ -69,7 +69,8 @@ class NerCsvDataset(Dataset):
         shards = read_meta(self.data_dir)
         check_task(self.data_dir, shards[0][0], "tokens")
         self.vocab = read_vocab(vocab_file)
-        self.label2id = read_label_vocab(label_vocab_file or self.data_dir / LABEL_VOCAB_FILE)
+        self.label_vocab_file = Path(label_vocab_file or self.data_dir / LABEL_VOCAB_FILE)
+        self.label2id = read_label_vocab(self.label_vocab_file)
         self.id2label = {index: label for label, index in self.label2id.items()}
         rows = _CsvRows(self.vocab, self.label2id, max_sequence_length)
         for path, expected_count, meta_line in shards:
@@ -87,7 +88,7 @@ class NerCsvDataset(Dataset):
                 self.lengths, max_sequence_length, max_sequences_per_pack, packing_algorithm
             )
             packs = assign_sequences(self.lengths, strategy, max_sequences_per_pack, seed)
-            self.features = pack_token_examples(self._examples(), packs, max_sequence_length)
+            self.features = pack_token_examples(self._examples(), packs, max_sequence_length, self.vocab[PAD_TOKEN])
 
     @classmethod
     def from_params(cls, params: InputParams) -> NerCsvDataset:
@@ -103,7 +104,7 @@ class NerCsvDataset(Dataset):
         )
 
     def _examples(self) -> List[Dict[str, Union[np.ndarray, int]]]:
-        """Each example unpadded, as :func:`modelzoo.data.packing.pack_token_examples` takes them."""
+        """Each example unpadded, as :func:`modelzoo.data.packed_rows.pack_token_examples` takes them."""
         features = self.example_features
         return [
             {**{name: features[name][row, :length] for name in TOKEN_KEYS}, "sentence_index": features["sentence_index"][row]}
@@ -231,7 +232,7 @@ class _CsvRows:
             special_ids = [self.label2id[label] for label in FRAME_LABELS]
             loss_mask = (is_real & ~np.isin(labels, special_ids)).astype(np.int32)
         return {
-            "input_ids": padded(self.token_ids, self.vocab["[PAD]"]),
+            "input_ids": padded(self.token_ids, self.vocab[PAD_TOKEN]),
             "attention_mask": attention_mask,
             "token_type_ids": np.zeros(shape, dtype=np.int32),
             "labels": labels,
@@ -253,113 +254,3 @@ def _word_index_from_labels(labels: List[str]) -> List[int]:
             current += 1
         word_index.append(current)
     return word_index
-
-
-class ShardedBatchSampler(Sampler):
-    """Batches of example indices for one rank: ranks get disjoint shares, the same for a given (seed, epoch).
-
-    With ``drop_last`` (training) the (optionally shuffled) order is cut into global batches of
-    ``batch_size * world_size`` and each rank takes its slice of every one, so all ranks run the
-    same number of full batches (DDP needs that) and the run equals one process with the global
-    batch. Without it (evaluation) the order is cut into ``world_size`` contiguous shares: no
-    example is dropped, and shares differ by at most one example.
-
-    The indices are rows, whatever a row holds: with packing, ``batch_size`` counts packs and
-    ``drop_last`` drops up to ``batch_size * world_size - 1`` whole packs per epoch (several
-    sequences each; a different set every epoch when shuffling). Evaluation never drops any.
-    """
-
-    def __init__(
-        self,
-        num_examples: int,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = False,
-        epoch: int = 0,
-    ):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        self.num_examples = num_examples
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.epoch = epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reshuffle for ``epoch`` (as ``DistributedSampler.set_epoch``)."""
-        self.epoch = epoch
-
-    def rank_indices(self) -> np.ndarray:
-        """The examples of this rank for the current epoch, in the order they are served."""
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_examples)
-        else:
-            order = np.arange(self.num_examples)
-        if self.drop_last:
-            # Whole global batches only, each split across the ranks in rank order: step k of a run
-            # on N ranks sees exactly the examples of step k of one process with N times the batch.
-            global_batch = self.batch_size * self.world_size
-            order = order[: self.num_examples - self.num_examples % global_batch]
-            return order.reshape(-1, self.world_size, self.batch_size)[:, self.rank].ravel()
-        return np.array_split(order, self.world_size)[self.rank]
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        indices = self.rank_indices()
-        stop = len(indices) - len(indices) % self.batch_size if self.drop_last else len(indices)
-        for start in range(0, stop, self.batch_size):
-            yield indices[start : start + self.batch_size]
-
-    def __len__(self) -> int:
-        count = len(self.rank_indices())
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
-
-
-def numpy_to_torch(batch: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
-    """Batch collation: the dataset already returns whole batches, so only wrap them as tensors (no copy)."""
-    return {name: torch.from_numpy(values) for name, values in batch.items()}
-
-
-def build_dataloader(
-    params: InputParams,
-    rank: int = 0,
-    world_size: int = 1,
-    epoch: int = 0,
-    *,
-    pin_memory: bool = False,
-    dataset: Optional[NerCsvDataset] = None,
-) -> DataLoader:
-    """The batches of ``params.data_dir`` for one rank; workers each serve whole batches in turn.
-
-    Pass ``dataset`` to reuse one already parsed (e.g. across epochs) instead of reading the CSV again;
-    or keep the loader and call ``loader.sampler.set_epoch(e)``.
-    """
-    if dataset is None:
-        dataset = NerCsvDataset.from_params(params)
-    sampler = ShardedBatchSampler(
-        len(dataset),
-        params.batch_size,
-        shuffle=params.shuffle,
-        seed=params.shuffle_seed,
-        rank=rank,
-        world_size=world_size,
-        drop_last=params.drop_last,
-        epoch=epoch,
-    )
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        sampler=sampler,
-        num_workers=params.num_workers,
-        collate_fn=numpy_to_torch,
-        pin_memory=pin_memory,
-        # Its own generator for worker seeds: drawing them from the global RNG would shift dropout's
-        # random stream whenever an epoch starts, and a resumed run starts its loader mid-epoch.
-        generator=torch.Generator().manual_seed(params.shuffle_seed),
-    )

@@ -23,15 +23,16 @@ Both algorithms walk the histogram from the longest length to the shortest:
 
 A pack is closed when it is full or holds ``max_sequences_per_pack`` sequences.
 
-This module is pure numpy: the offline tools (``data_processing/packing.py``, the benchmark) and the
-readers in ``modelzoo/data`` share it.
+This module plans packs and deals sequences into them; :mod:`modelzoo.data.packed_rows` lays the
+dealt sequences out as model rows, one layout per head. Pure numpy: the offline tools
+(``data_processing/packing.py``, the benchmark) and the readers in ``modelzoo/data`` share it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -39,13 +40,6 @@ Strategy = List[Tuple[Tuple[int, ...], int]]
 """``[(lengths of the sequences in one pack, how many such packs), ...]``."""
 
 Algorithm = Literal["spfhp", "lpfhp"]
-
-IGNORE_LABEL = -100
-"""Label of an empty sequence slot: ignored by ``torch.nn.functional.cross_entropy``."""
-
-TOKEN_PAD_VALUES = {"input_ids": 0, "labels": 0, "loss_mask": 0, "word_index": -1, "token_type_ids": 0}
-"""Value that fills the padding of each per-token feature of packed token classification."""
-
 
 def histogram(lengths: Union[Sequence[int], np.ndarray], max_sequence_length: int) -> np.ndarray:
     """``counts[n]`` = how many sequences have length ``n``, for n in 0..max_sequence_length.
@@ -279,94 +273,3 @@ def assign_sequences(
         unused = int(np.flatnonzero(cursor != end)[0])
         raise ValueError(f"strategy leaves {int(end[unused] - cursor[unused])} sequences of length {unused} unpacked")
     return packs
-
-
-def pack_classification_examples(
-    examples: Sequence[Mapping[str, Union[np.ndarray, int]]],
-    pack_indices: np.ndarray,
-    max_sequence_length: int,
-) -> Dict[str, np.ndarray]:
-    """Packed sequence-classification features (the Graphcore packed-BERT layout), int32.
-
-    ``examples[i]`` holds ``input_ids`` and ``token_type_ids`` (unpadded, starting with [CLS]) and a
-    scalar ``labels``; ``pack_indices`` comes from :func:`assign_sequences`. With
-    ``S = pack_indices.shape[1]`` (max sequences per pack), sequence j (1-based) of a pack gets:
-
-    * its tokens after [CLS] concatenated after those of sequences 1..j-1 from position 0 of the row,
-      position ids 1, 2, ... (as if [CLS] still stood before them), attention mask j;
-    * its [CLS] moved to row position ``max_sequence_length - S + j - 1`` with position id 0, token
-      type as in the example, attention mask j; the pooler reads the last S positions;
-    * ``labels[j - 1]`` its label. Empty slots: [CLS] slot all 0 (mask 0 = padding), label -100.
-
-    Returns ``input_ids``, ``attention_mask``, ``token_type_ids``, ``position_ids`` of shape
-    ``[num_packs, max_sequence_length]`` and ``labels`` of shape ``[num_packs, S]``. The bodies of a
-    pack must fit in the first ``max_sequence_length - S`` positions (plan with lengths - 1 and
-    capacity ``max_sequence_length - S``); ValueError otherwise.
-    """
-    num_packs, slots = pack_indices.shape
-    body_room = max_sequence_length - slots
-    shape = (num_packs, max_sequence_length)
-    features = {name: np.zeros(shape, dtype=np.int32) for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids")}
-    features["labels"] = np.full((num_packs, slots), IGNORE_LABEL, dtype=np.int32)
-    for row, members in enumerate(pack_indices):
-        start = 0
-        for slot, index in enumerate(members[members >= 0]):
-            example = examples[index]
-            input_ids, token_type_ids = example["input_ids"], example["token_type_ids"]
-            end = start + len(input_ids) - 1
-            if end > body_room:
-                raise ValueError(
-                    f"pack {row} needs {end} body positions but only {body_room} are left before its {slots} [CLS] slots"
-                )
-            cls_position = body_room + slot
-            features["input_ids"][row, start:end] = input_ids[1:]
-            features["input_ids"][row, cls_position] = input_ids[0]
-            features["token_type_ids"][row, start:end] = token_type_ids[1:]
-            features["token_type_ids"][row, cls_position] = token_type_ids[0]
-            features["position_ids"][row, start:end] = np.arange(1, end - start + 1)
-            features["attention_mask"][row, start:end] = slot + 1
-            features["attention_mask"][row, cls_position] = slot + 1
-            features["labels"][row, slot] = example["labels"]
-            start = end
-    return features
-
-
-def pack_token_examples(
-    examples: Sequence[Mapping[str, Union[np.ndarray, int]]],
-    pack_indices: np.ndarray,
-    max_sequence_length: int,
-) -> Dict[str, np.ndarray]:
-    """Packed token-classification features, int32: sequences concatenated, [CLS] kept in place.
-
-    ``examples[i]`` holds unpadded int arrays ``input_ids``, ``labels``, ``loss_mask``,
-    ``word_index`` (and optionally ``token_type_ids``; zeros otherwise) plus a scalar
-    ``sentence_index``; ``pack_indices`` comes from :func:`assign_sequences`. Every per-token feature
-    travels with its tokens; ``position_ids`` restart at 0 per sequence; ``attention_mask`` is j for
-    every token of the pack's j-th sequence, 0 for padding; padding values are
-    :data:`TOKEN_PAD_VALUES` (loss_mask 0, so padding never counts). ``sentence_index`` has shape
-    ``[num_packs, max_sequences_per_pack]`` (-1 for an empty slot), so evaluation maps every
-    prediction back to its sentence. ValueError if a pack is longer than ``max_sequence_length``.
-    """
-    num_packs, slots = pack_indices.shape
-    shape = (num_packs, max_sequence_length)
-    features = {name: np.full(shape, pad, dtype=np.int32) for name, pad in TOKEN_PAD_VALUES.items()}
-    features["attention_mask"] = np.zeros(shape, dtype=np.int32)
-    features["position_ids"] = np.zeros(shape, dtype=np.int32)
-    features["sentence_index"] = np.full((num_packs, slots), -1, dtype=np.int32)
-    carried = [name for name in TOKEN_PAD_VALUES if name != "token_type_ids"]
-    for row, members in enumerate(pack_indices):
-        start = 0
-        for slot, index in enumerate(members[members >= 0]):
-            example = examples[index]
-            end = start + len(example["input_ids"])
-            if end > max_sequence_length:
-                raise ValueError(f"pack {row} needs {end} positions, more than max_sequence_length {max_sequence_length}")
-            for name in carried:
-                features[name][row, start:end] = example[name]
-            if "token_type_ids" in example:
-                features["token_type_ids"][row, start:end] = example["token_type_ids"]
-            features["position_ids"][row, start:end] = np.arange(end - start)
-            features["attention_mask"][row, start:end] = slot + 1
-            features["sentence_index"][row, slot] = example["sentence_index"]
-            start = end
-    return features

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import param
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 
 
 @dataclass
@@ -47,3 +49,7 @@ class InputParams:
                 f"max_sequences_per_pack: must be below max_sequence_length ({self.max_sequence_length}), "
                 f"got {self.max_sequences_per_pack}"
             )
+
+    def label_vocab_path(self) -> Path:
+        """The label vocab this section reads: ``label_vocab_file``, else ``label2id.json`` in ``data_dir``."""
+        return Path(self.label_vocab_file) if self.label_vocab_file else Path(self.data_dir) / LABEL_VOCAB_FILE

@@ -37,25 +37,47 @@ def read_vocab(vocab_file: Union[str, Path]) -> Dict[str, int]:
     return vocab
 
 
-def read_label_vocab(label_vocab_file: Union[str, Path]) -> Dict[str, int]:
-    """Label -> id from ``label2id.json``, checked for ``[PAD]`` = 0, the special labels and dense ids."""
+def read_classifier_label_vocab(label_vocab_file: Union[str, Path]) -> Dict[str, int]:
+    """Label -> id from a sequence classifier's ``label2id.json``: any labels, ids 0..n-1 each used once."""
     path = Path(label_vocab_file)
     try:
         label2id = json.loads(read_utf8_text(path, "label vocab file"))
     except json.JSONDecodeError as error:
         raise DataFileError(path, error.lineno, f"not valid JSON: {error.msg}") from error
     if not isinstance(label2id, dict) or not all(
-        isinstance(label, str) and isinstance(index, int) for label, index in label2id.items()
+        isinstance(label, str) and isinstance(index, int) and not isinstance(index, bool)
+        for label, index in label2id.items()
     ):
         raise DataFileError(path, None, "expected a JSON object mapping label (string) to id (integer)")
+    if sorted(label2id.values()) != list(range(len(label2id))):
+        raise DataFileError(path, None, f"ids must be 0..{len(label2id) - 1}, each used once")
+    return label2id
+
+
+def read_label_vocab(label_vocab_file: Union[str, Path]) -> Dict[str, int]:
+    """Label -> id from an NER ``label2id.json``: dense ids, ``[PAD]`` = 0 and the special labels."""
+    path = Path(label_vocab_file)
+    label2id = read_classifier_label_vocab(path)
     if label2id.get(PAD_LABEL) != 0:
         raise DataFileError(path, None, f"'{PAD_LABEL}' must have id 0")
     missing = [label for label in FRAME_LABELS if label not in label2id]
     if missing:
         raise DataFileError(path, None, f"lacks the special label(s) {', '.join(missing)}")
-    if sorted(label2id.values()) != list(range(len(label2id))):
-        raise DataFileError(path, None, f"ids must be 0..{len(label2id) - 1}, each used once")
     return label2id
+
+
+def check_label_count(label_vocab_file: Union[str, Path], label2id: Dict[str, int], num_classes: int) -> None:
+    """A classifier whose width differs from its label vocab would train or tag wrongly: stop before."""
+    if len(label2id) != num_classes:
+        raise DataFileError(
+            Path(label_vocab_file), None, f"has {len(label2id)} labels but the classifier has {num_classes} "
+            "outputs (model.num_classes)"
+        )
+
+
+def labels_by_id(label2id: Dict[str, int]) -> List[str]:
+    """The label of every id, in id order."""
+    return sorted(label2id, key=label2id.__getitem__)
 
 
 def build_label_vocab(data_labels: Union[Set[str], List[str]]) -> Dict[str, int]:

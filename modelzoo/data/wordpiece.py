@@ -1,17 +1,37 @@
-"""WordPiece for whole words: one tokenizer for the CSV writers and for prediction on raw text.
+"""WordPiece: the one place a BERT tokenizer is built from a ``vocab.txt``, and its use on whole words.
 
-Both must cut a word into the same pieces, or a model would be scored on one segmentation and serve
-another; so both build this class from the same ``vocab.txt``.
+The CSV writers, prediction and the exported tokenizer must cut text into the same pieces, or a
+model would be scored on one segmentation and serve another; so all of them build their tokenizer
+with :func:`bert_tokenizer`, from the same ``vocab.txt``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 from modelzoo.common.errors import DataFileError
 from modelzoo.common.iteration import zip_strict
-from modelzoo.data.vocab import UNK_TOKEN, read_vocab
+from modelzoo.data.vocab import UNK_TOKEN, is_uncased_vocab, read_vocab
+
+
+def bert_tokenizer(vocab_file: Union[str, Path], do_lower_case: Optional[bool] = None) -> Any:
+    """``transformers``' fast BERT tokenizer of ``vocab_file``, checked to hold the whole vocab.
+
+    ``do_lower_case`` None: as the vocab says (:func:`~modelzoo.data.vocab.is_uncased_vocab`), which is
+    how prediction reads text when the params do not say how the CSV was written.
+    """
+    from transformers import BertTokenizerFast  # imported here: it takes ~2 s and only its users need it
+
+    vocab = read_vocab(vocab_file)
+    if do_lower_case is None:
+        do_lower_case = is_uncased_vocab(vocab)
+    # Both spellings: transformers 5 reads `vocab=` (its `vocab_file=` alone silently builds a 5-token
+    # vocab), transformers 4 (the IPU environment's, see requirements-ipu.txt) reads `vocab_file=`.
+    tokenizer = BertTokenizerFast(vocab=str(vocab_file), vocab_file=str(vocab_file), do_lower_case=do_lower_case)
+    if tokenizer.vocab_size != len(vocab):
+        raise DataFileError(vocab_file, None, f"the tokenizer holds {tokenizer.vocab_size} tokens but the file {len(vocab)}")
+    return tokenizer
 
 
 class WordPieceTokenizer:
@@ -21,17 +41,8 @@ class WordPieceTokenizer:
     (BERT pre-tokenizes every word on its own) and is what keeps conversion to a second or two.
     """
 
-    def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool):
-        from transformers import BertTokenizerFast  # imported here: it takes ~2 s and only writing needs it
-
-        vocab = read_vocab(vocab_file)
-        # Both spellings: transformers 5 reads `vocab=` (its `vocab_file=` alone silently builds a 5-token
-        # vocab), transformers 4 (the IPU environment's, see requirements-ipu.txt) reads `vocab_file=`.
-        self.tokenizer = BertTokenizerFast(vocab=str(vocab_file), vocab_file=str(vocab_file), do_lower_case=do_lower_case)
-        if self.tokenizer.vocab_size != len(vocab):
-            raise DataFileError(
-                vocab_file, None, f"the tokenizer holds {self.tokenizer.vocab_size} tokens but the file {len(vocab)}"
-            )
+    def __init__(self, vocab_file: Union[str, Path], do_lower_case: Optional[bool] = None):
+        self.tokenizer = bert_tokenizer(vocab_file, do_lower_case)
         self.pieces_of_word: Dict[str, List[str]] = {}
 
     def pieces_of_sentences(self, sentences: List[List[str]]) -> List[List[List[str]]]:

@@ -17,21 +17,22 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from modelzoo.common.atomic import write_json_atomic
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext
-from modelzoo.loop.tasks import Task, count_loss_positions
+from modelzoo.heads.task import Task, count_loss_positions
 
 _CPU = torch.device("cpu")
 
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, task: Task, setup, context: DistContext, model_dir: Path, step: int, eval_steps: Optional[int] = None
+    model: nn.Module, task: Task, setup: DeviceSetup, context: DistContext, model_dir: Path, step: int, eval_steps: Optional[int] = None
 ) -> Optional[dict]:
     """Scores of ``model`` on eval_input (on rank 0; None on other ranks).
 
-    The model skips the padding (``skip_padding``): evaluation runs eagerly (the trainer's
-    unwrapped, uncompiled model), and unpacked eval rows are padded to max_sequence_length,
-    so most of a padded batch would otherwise be work on padding.
+    The model skips the padding where the device gains from it (``DeviceSetup.skip_padding``):
+    evaluation runs eagerly (the trainer's unwrapped, uncompiled model), and unpacked eval rows are
+    padded to max_sequence_length, so most of a padded batch would otherwise be work on padding.
     """
     loader = task.dataloader("eval_input", context)
     model.eval()
@@ -39,7 +40,7 @@ def evaluate(
     def outputs() -> Iterator[Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         for batch in loader:
             with setup.autocast():
-                output = model(**setup.to_device(batch, task.model_input_keys), skip_padding=True)
+                output = model(**setup.to_device(batch, task.model_input_keys), skip_padding=setup.skip_padding)
             yield batch, output.logits, output.loss
 
     return score_outputs(outputs(), task, context, model_dir, step, eval_steps, setup.device)

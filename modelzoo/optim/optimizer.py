@@ -15,6 +15,8 @@ from torch import nn
 
 from modelzoo.optim.lr_schedule import PiecewiseLR
 
+_TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
 if TYPE_CHECKING:
     from modelzoo.optim.params import OptimizerParams
 
@@ -41,22 +43,21 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> List[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, params: OptimizerParams) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, params: OptimizerParams, fused: bool = False) -> torch.optim.Optimizer:
     """AdamW, Adam or SGD over :func:`parameter_groups`; the rate is set by :func:`build_lr_scheduler`.
 
     For Adam, ``weight_decay`` is the classic L2 term added to the gradient; AdamW decouples it.
+    ``fused``: one kernel per step instead of a loop of small ops, where the device has it (see
+    ``DeviceSetup.fused_optimizer``; the speed-up is in docs/MEASURED.md).
     """
     groups = parameter_groups(model, params.weight_decay)
     rate = params.schedule[0].initial
-    # One fused kernel per step instead of a loop of small ops: 8x faster for MiniLM's 23M
-    # parameters on a 2-core CPU (0.016 s against 0.124 s), where it was 12 % of a training step.
     # torch before 2.4 (2.0 is poptorch 3.3/3.4's, whose environment evaluates on CPU) fuses neither on CPU nor SGD.
-    on_fused_devices = all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
-    fused = {"fused": on_fused_devices} if torch.__version__ >= "2.4" else {}
+    fused_kwargs = {"fused": fused} if _TORCH_VERSION >= (2, 4) else {}
     if params.optimizer_type == "sgd":
-        return torch.optim.SGD(groups, lr=rate, momentum=params.momentum, **fused)
+        return torch.optim.SGD(groups, lr=rate, momentum=params.momentum, **fused_kwargs)
     optimizer_class = torch.optim.AdamW if params.optimizer_type == "adamw" else torch.optim.Adam
-    return optimizer_class(groups, lr=rate, betas=tuple(params.betas), eps=params.eps, **fused)
+    return optimizer_class(groups, lr=rate, betas=tuple(params.betas), eps=params.eps, **fused_kwargs)
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, params: OptimizerParams) -> PiecewiseLR:

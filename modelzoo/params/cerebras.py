@@ -21,17 +21,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from modelzoo.bert.config import CEREBRAS_CONFIG_NAMES, CEREBRAS_LAYER_NORM_EPSILON
 from modelzoo.common.errors import ParamsError
+from modelzoo.heads.spec import cerebras_processor_names, head_of_cerebras_processor
 
 logger = logging.getLogger(__name__)
 
 INPUT_SECTIONS = ("train_input", "eval_input")
 
-# data_processor -> model.head, for the processors whose task this zoo has.
-TASKS = {
-    "BertTokenClassifierDataProcessor": "token_classification",
-    "SST2DataProcessor": "sequence_classification",
-    "MNLIDataProcessor": "sequence_classification",
-}
 # The other BERT processors of Cerebras' model zoo, by what they train.
 OTHER_PROCESSORS = {
     "BertCSVDataProcessor": "BERT pretraining",
@@ -71,12 +66,14 @@ def _to(dotted: str, transform: Callable[[Any], Any] = lambda value: value) -> C
 
 
 def _task(value: Any, where: str) -> Dict[str, Any]:
-    if value in TASKS:
-        head = TASKS[value]
-        return {"model.head": head, **({"model.use_pooler": True} if head == "sequence_classification" else {})}
+    spec = head_of_cerebras_processor(value)
+    if spec is not None:
+        return {"model.head": spec.name}
     kind = f" ({OTHER_PROCESSORS[value]})" if value in OTHER_PROCESSORS else ""
-    supported = "BertTokenClassifierDataProcessor (token classification), SST2DataProcessor and MNLIDataProcessor (sequence classification)"
-    raise ParamsError(f"{where}: {value}{kind} is not a model this zoo has; supported: {supported}")
+    raise ParamsError(
+        f"{where}: {value}{kind} is not a model this zoo has; supported: "
+        + ", ".join(f"{name} ({head_of_cerebras_processor(name).name})" for name in cerebras_processor_names())
+    )
 
 
 def _precision(value: Any, where: str) -> Dict[str, Any]:
@@ -103,9 +100,10 @@ _LOSS_POSITIONS = (
 )
 
 CEREBRAS_KEYS: Tuple[CerebrasKey, ...] = (
-    CerebrasKey(INPUT_SECTIONS, "data_processor", "model.head (and model.use_pooler)",
-                "the processor names the task: BertTokenClassifierDataProcessor -> token_classification; "
-                "SST2DataProcessor, MNLIDataProcessor -> sequence_classification", _task),
+    CerebrasKey(INPUT_SECTIONS, "data_processor", "model.head",
+                "the processor names the task: " + "; ".join(
+                    f"{processor} -> {head_of_cerebras_processor(processor).name}" for processor in cerebras_processor_names()
+                ), _task),
     CerebrasKey(INPUT_SECTIONS, "do_lower", "no effect here",
                 "the CSVs hold word pieces lower-cased when written (--do_lower_case of the writers)"),
     CerebrasKey(INPUT_SECTIONS, "shuffle_buffer", "no effect here", "the whole split is shuffled every epoch"),

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Set, Tuple, Union
 
 import yaml
 
-from modelzoo.bert.config import BertConfig
+from modelzoo.bert.config import RETIRED_KEYS, BertConfig
 from modelzoo.common.atomic import write_text_atomic
 from modelzoo.common.schema import (
     ParamsError,
@@ -30,6 +31,7 @@ from modelzoo.common.schema import (
     unknown_key_message,
 )
 from modelzoo.data.params import InputParams
+from modelzoo.heads import head_names, head_spec
 from modelzoo.optim.lr_schedule import SCHEDULER_NAMES, check_schedule_covers
 from modelzoo.optim.params import OptimizerParams
 from modelzoo.params.cerebras import CerebrasReport, misplaced_key_message, translate
@@ -124,6 +126,9 @@ class Params:
     eval_input: Optional[InputParams] = None
     ipu: Optional[IPUParams] = None
     cerebras: Optional[CerebrasReport] = None  # what a Cerebras config's keys became; None for a file of ours
+
+    def __post_init__(self) -> None:
+        head_spec(self.model.head)  # a head no module registered is an error naming the registered ones
 
     def check_mode(self, mode: str) -> None:
         """Raise ParamsError if a section ``mode`` reads is absent, or training has no length."""
@@ -252,6 +257,15 @@ def _locate(message: str, section: str, marks: Dict[KeyPath, yaml.Mark], overrid
     return str(path)
 
 
+def _drop_retired_keys(raw: Dict[str, Any], marks: Dict[KeyPath, yaml.Mark]) -> None:
+    """Older files' ``model:`` keys that no longer mean anything: dropped, with a note naming where."""
+    model = raw.get("model")
+    for key, why in RETIRED_KEYS.items():
+        if isinstance(model, dict) and key in model:
+            del model[key]
+            print(f"{_at(marks[('model', key)])}: model.{key} is no longer a key, ignored: {why}", file=sys.stderr)
+
+
 def load_params(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> Params:
     """Read, override and validate a params file.
 
@@ -264,6 +278,7 @@ def load_params(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
     report = translate(raw, marks, _at)
+    _drop_retired_keys(raw, marks)
     for section, values in raw.items():
         where = _at(marks[(section,)])
         if section not in SECTIONS:
@@ -278,6 +293,8 @@ def load_params(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
             continue
         try:
             built[section] = build(cls, raw.get(section), section)
+            if section == "model":
+                head_spec(built[section].head)
         except ParamsError as error:
             message = str(error) if re.match(rf"{section}\b", str(error)) else f"{section}.{error}"
             raise ParamsError(f"{_locate(message, section, marks, overridden, path)}: {message}") from None
@@ -334,7 +351,8 @@ def reference_markdown() -> str:
         "Sections `train_input` / `eval_input` (needed by the modes that read them) and `ipu` are optional;\n"
         "the others may be omitted to take every default. An unknown key is an error naming the nearest valid one.\n"
     )
-    sections = [describe(cls, name) for name, cls in SECTIONS.items() if name != "eval_input"]
+    choices = {"model": {"head": head_names()}}
+    sections = [describe(cls, name, choices.get(name, {})) for name, cls in SECTIONS.items() if name != "eval_input"]
     sections[0] = sections[0].replace("### `train_input`", "### `train_input` and `eval_input`")
     names = ", ".join(f"`{name}`" for name in SCHEDULER_NAMES)
     return "\n".join([header, *sections, _SCHEDULE_DOC.format(names=names), cerebras_keys_markdown()])

@@ -12,34 +12,29 @@ from __future__ import annotations
 import sys
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Iterator, List, Optional
 
 from modelzoo.common.errors import DataFileError
 from modelzoo.common.strings import remove_suffix
-
-STDIN = "-"
-CHUNK_LINES = 1000
-NumberedLine = Tuple[int, str]
+from modelzoo.heads.prediction import CHUNK_LINES, STDIN, NumberedLine
 
 
 def check_input(source: str) -> None:
-    """``source`` is ``-`` or a readable file; a folder or a missing path is one clear error."""
+    """``source`` is ``-``, a file, or a stream that can be read once (a pipe such as ``<(cmd)``); a folder
+    or a missing path is one clear error."""
     if source == STDIN:
         return
     path = Path(source)
     if path.is_dir():
         raise DataFileError(path, None, "is a directory, not a text file (give one file, one sentence a line)")
-    if not path.is_file():
+    if not path.exists():
         raise DataFileError(path, None, "input file not found")
 
 
-def input_name(source: str) -> str:
-    return "stdin" if source == STDIN else source
-
-
 def count_lines(source: str) -> Optional[int]:
-    """How many lines a file holds, as :func:`numbered_lines` numbers them (None for stdin: unknown)."""
-    if source == STDIN:
+    """How many lines a file holds, as :func:`numbered_lines` numbers them (None for stdin or a pipe:
+    unknown, and counting would consume what the run must read)."""
+    if source == STDIN or not Path(source).is_file():
         return None
     lines, last = 0, b"\n"
     with open(source, "rb") as stream:

@@ -34,6 +34,7 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.errors import ParamsError
 
 QUANTIZE_CHOICES = ("int8",)
@@ -130,10 +131,10 @@ def _uint8_view(quantized: torch.Tensor) -> torch.Tensor:
     )
 
 
-def quantize_int8(model: nn.Module, device: torch.device) -> nn.Module:
+def quantize_int8(model: nn.Module, setup: DeviceSetup) -> nn.Module:
     """``model`` with every ``nn.Linear`` except the classifier (and pooler) as :class:`Int8Linear`,
     each encoder layer's activation fused into its FFN's first linear."""
-    if device.type != "cpu":
+    if not setup.is_cpu:
         raise ParamsError("--quantize int8 runs on CPU only; on a GPU use runconfig.precision: bfloat16")
     if not onednn_int8_available():
         raise ParamsError(

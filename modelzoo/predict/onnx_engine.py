@@ -18,6 +18,7 @@ import torch
 
 from modelzoo.bert.heads import ModelOutput
 from modelzoo.checkpoint.onnx_export import INPUT_NAMES, INT8_ONNX_FILE, ONNX_FILE, OUTPUT_NAME
+from modelzoo.common.device import DeviceSetup
 from modelzoo.common.errors import CheckpointError, ParamsError, UserError
 
 ENGINES = ("torch", "onnxruntime")
@@ -66,8 +67,7 @@ class OnnxTokenClassifier:
             raise CheckpointError(f"{model_file}: inputs {', '.join(names)}; expected {', '.join(INPUT_NAMES)}")
 
     def to(self, device: torch.device) -> OnnxTokenClassifier:
-        if device.type != "cpu":
-            raise ParamsError("--engine onnxruntime runs on CPU: use run.py CPU")
+        """The session is ONNX Runtime's CPU one: the model stays where it is (checked when loaded)."""
         return self
 
     def eval(self) -> OnnxTokenClassifier:
@@ -80,7 +80,9 @@ class OnnxTokenClassifier:
         return ModelOutput(torch.from_numpy(logits))
 
 
-def load_onnx_engine(checkpoint: Path, quantize: Optional[str]) -> Tuple[OnnxTokenClassifier, List[str]]:
+def load_onnx_engine(checkpoint: Path, quantize: Optional[str], setup: DeviceSetup) -> Tuple[OnnxTokenClassifier, List[str]]:
     """The engine for ``--checkpoint_path`` (a ``.onnx`` file or the export folder), and its report line."""
+    if not setup.is_cpu:
+        raise ParamsError("--engine onnxruntime runs on CPU: use run.py CPU")
     model_file = onnx_model_file(checkpoint, quantize)
     return OnnxTokenClassifier(model_file), [f"loaded {model_file} into onnxruntime"]

@@ -23,12 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from modelzoo.bert import (
-    BertConfig,
-    BertForTokenClassification,
-    BertModel,
-    PackedBertForSequenceClassification,
-)
+from modelzoo.bert import BertConfig, BertModel
 from modelzoo.bert.model import init_weights
 from modelzoo.checkpoint.files import (
     MODEL_FILE,
@@ -41,6 +36,8 @@ from modelzoo.checkpoint.model_card import is_training_checkpoint
 from modelzoo.checkpoint.naming import CS_FORMATS, FORMATS, KeyMappingError, from_canonical, to_canonical
 from modelzoo.checkpoint.onnx_export import INT8_ONNX_FILE, ONNX_FILE, ONNX_FORMAT, export_onnx
 from modelzoo.common.errors import UserError
+from modelzoo.heads import head_names, head_spec
+from modelzoo.heads.spec import head_of_converter_name
 
 FORMAT_DOCS = {
     "hf": "Hugging Face folder: config.json + model.safetensors (or pytorch_model.bin)",
@@ -53,38 +50,28 @@ FORMAT_DOCS = {
     ONNX_FORMAT: f"target only: {ONNX_FILE} (float32, ONNX Runtime's BERT fusions) and {INT8_ONNX_FILE} + labels, "
     "tokenizer and model card",
 }
-MODEL_DOCS = {
-    "bert": "BertModel (encoder, optional pooler): what pretrained checkpoints hold",
-    "bert-token-classification": "BertForTokenClassification (encoder + dropout + linear per token)",
-    "bert-sequence-classification": "PackedBertForSequenceClassification (encoder + pooler + linear per [CLS])",
-}
-# --model -> the model.head it writes (the classifier models only; a bare BertModel has no head).
-MODEL_HEADS = {"bert-token-classification": "token_classification", "bert-sequence-classification": "sequence_classification"}
+BASE_MODEL_DOC = "BertModel (encoder, optional pooler): what pretrained checkpoints hold"
 
 
 class ConversionError(UserError):
     """A conversion that cannot go ahead: missing, unexpected or mis-shaped tensors, by name."""
 
 
-def expected_shapes(config: BertConfig, with_classifier: bool) -> Dict[str, torch.Size]:
-    """Canonical key -> shape of the model the target describes, built on the meta device (no memory)."""
+def expected_shapes(config: BertConfig, with_classifier: bool, with_pooler: bool) -> Dict[str, torch.Size]:
+    """Canonical key -> shape of the model the target describes, built on the meta device (no memory):
+    the head's model, or a bare encoder (``with_pooler``: keeping the source's pooler)."""
     with torch.device("meta"):
-        if not with_classifier:
-            model = _BaseModel(config)
-        elif config.head == "sequence_classification":
-            model = PackedBertForSequenceClassification(config)
-        else:
-            model = BertForTokenClassification(config)
+        model = head_spec(config.head).model_class(config) if with_classifier else _BaseModel(config, with_pooler)
     canonical, _ = to_canonical(model.state_dict(), "modelzoo")
     return {key: tensor.shape for key, tensor in canonical.items()}
 
 
 class _BaseModel(torch.nn.Module):
-    """A BertModel under the ``bert.`` prefix, so its keys line up with the token classifier's."""
+    """A BertModel under the ``bert.`` prefix, so its keys line up with the classifiers'."""
 
-    def __init__(self, config: BertConfig) -> None:
+    def __init__(self, config: BertConfig, with_pooler: bool) -> None:
         super().__init__()
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, add_pooling_layer=with_pooler)
 
 
 def convert(
@@ -102,7 +89,7 @@ def convert(
 ) -> List[str]:
     """Convert ``source`` and write ``output_dir``; returns the report lines (what was dropped or made).
 
-    ``model`` (a key of :data:`MODEL_HEADS`) picks the classifier head; None keeps the source's
+    ``model`` (a head's ``converter_name``) picks the classifier head; None keeps the source's
     ``model.head`` (token classification for Hugging Face folders). A classifier goes to ``hf`` or
     ``onnx`` with its labels, tokenizer and model card (:mod:`modelzoo.checkpoint.hf_export`) when it
     is a training checkpoint or its label vocab is at hand (``label_vocab``, else beside ``source``).
@@ -125,15 +112,13 @@ def convert(
         if "classifier.weight" not in canonical:
             canonical.update(_fresh_classifier(config, seed))
             report.append(f"initialised a fresh classifier with {num_labels} labels (seed {seed})")
-    head = MODEL_HEADS[model] if model is not None else config.head
-    if not with_classifier:
-        if head == "sequence_classification":
-            raise ConversionError(f"{source}: has no classifier; give --num-labels to make a sequence classifier")
-        config = dataclasses.replace(config, use_pooler="bert.pooler.dense.weight" in canonical)
-    else:  # a sequence classifier keeps the pretrained pooler, a token classifier has none
-        config = dataclasses.replace(config, head=head, use_pooler=head == "sequence_classification")
+    if model is not None:
+        if not with_classifier:
+            raise ConversionError(f"{source}: has no classifier; give --num-labels to make a {model}")
+        config = dataclasses.replace(config, head=head_of_converter_name(model).name)
 
-    expected = expected_shapes(config, with_classifier)
+    # A classifier's model class says whether it keeps the pretrained pooler; a bare encoder keeps what it has.
+    expected = expected_shapes(config, with_classifier, "bert.pooler.dense.weight" in canonical)
     missing = sorted(set(expected) - set(canonical))
     unexpected = sorted(set(canonical) - set(expected))
     if missing:
@@ -220,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert_cmd.add_argument("--seed", type=int, default=0, help="seed of a freshly initialised classifier")
     convert_cmd.add_argument(
-        "--model", choices=MODEL_HEADS, help="classifier to write (default: the source's, else bert-token-classification)"
+        "--model", choices=[head_spec(name).converter_name for name in head_names()],
+        help="classifier to write (default: the source's, else the default model.head's)",
     )
     convert_cmd.add_argument(LABEL_VOCAB_FLAG, type=Path, help="label2id.json of the classifier (default: beside SOURCE)")
     convert_cmd.add_argument(VOCAB_FLAG, type=Path, help="WordPiece vocab.txt of the model (default: beside SOURCE)")
@@ -239,7 +225,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("formats:")
             print("\n".join(f"  {name:10s} {doc}" for name, doc in FORMAT_DOCS.items()))
             print("models:")
-            print("\n".join(f"  {name:26s} {doc}" for name, doc in MODEL_DOCS.items()))
+            models = {"bert": BASE_MODEL_DOC, **{head_spec(n).converter_name: head_spec(n).description for n in head_names()}}
+            print("\n".join(f"  {name:26s} {doc}" for name, doc in models.items()))
             return 0
         if args.command == "diff":
             lines, identical = diff(args.a, args.b)

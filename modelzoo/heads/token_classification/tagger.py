@@ -26,11 +26,10 @@ from torch import nn
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.labels import LabelVocab
-from modelzoo.data.vocab import CLS_TOKEN, SEP_TOKEN, is_uncased_vocab, read_vocab
+from modelzoo.data.vocab import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN, read_vocab
 from modelzoo.data.windows import sentence_windows
 from modelzoo.data.wordpiece import WordPieceTokenizer
 
-PAD_TOKEN = "[PAD]"
 WORD_CACHE_SIZE = 200_000
 
 
@@ -60,7 +59,7 @@ class WordTagger:
         self.model = model.to(setup.device).eval()
         self.skip_padding = skip_padding
         self.vocab = read_vocab(vocab_file)
-        self.pieces = WordPieceTokenizer(vocab_file, do_lower_case=is_uncased_vocab(self.vocab))
+        self.pieces = WordPieceTokenizer(vocab_file)
         self.tag_of_id = LabelVocab.from_labels(id_to_label).word_tags()
         self.capacity = max_sequence_length - 2
         self.token_budget = batch_size * max_sequence_length

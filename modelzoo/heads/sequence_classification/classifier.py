@@ -6,7 +6,7 @@ evaluation lays out the CSV (:func:`modelzoo.data.classifier_dataset.classifier_
 to ``model.max_sequences_per_pack`` sequences a row when ``eval_input.packing`` is on, one a row
 otherwise, every [CLS] in the row's last slots where the pooler reads it. So predict and evaluate
 give a sequence the same label. Rows are batched ``eval_input.batch_size`` at a time and the model
-skips their padding (``skip_padding``).
+skips their padding where the device runs that faster (``skip_padding``).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 import torch
 from torch import nn
-from transformers import BertTokenizerFast
 
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.classifier_dataset import classifier_packs
-from modelzoo.data.packing import pack_classification_examples
+from modelzoo.data.packed_rows import pack_classification_examples
 from modelzoo.data.params import InputParams
-from modelzoo.data.vocab import is_uncased_vocab, read_vocab
+from modelzoo.data.vocab import PAD_TOKEN
+from modelzoo.data.wordpiece import bert_tokenizer
 
 Text = Union[str, Tuple[str, str]]
 
@@ -33,10 +33,12 @@ class SentenceClassifier:
 
     def __init__(
         self, model: nn.Module, vocab_file: str, id_to_label: List[str], inputs: InputParams, slots: int,
-        setup: DeviceSetup,
+        setup: DeviceSetup, skip_padding: bool = True,
     ) -> None:
         self.model = model.to(setup.device).eval()
-        self.tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=is_uncased_vocab(read_vocab(vocab_file)))
+        self.skip_padding = skip_padding
+        self.tokenizer = bert_tokenizer(vocab_file)
+        self.pad_id = self.tokenizer.vocab[PAD_TOKEN]
         self.id_to_label = id_to_label
         self.inputs = inputs
         self.slots = slots
@@ -53,7 +55,7 @@ class SentenceClassifier:
         packs, _ = classifier_packs(
             lengths, inputs.max_sequence_length, self.slots, inputs.packing, inputs.packing_algorithm, inputs.shuffle_seed
         )
-        features = pack_classification_examples(examples, packs, inputs.max_sequence_length)
+        features = pack_classification_examples(examples, packs, inputs.max_sequence_length, self.pad_id)
         probabilities = np.zeros((len(texts), len(self.id_to_label)), dtype=np.float32)
         for start in range(0, len(packs), inputs.batch_size):
             rows = slice(start, start + inputs.batch_size)
@@ -80,5 +82,5 @@ class SentenceClassifier:
             for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids")
         }
         with self.setup.autocast():
-            logits = self.model(**inputs, skip_padding=True).logits
+            logits = self.model(**inputs, skip_padding=self.skip_padding).logits
         return logits.float().softmax(-1).cpu().numpy()

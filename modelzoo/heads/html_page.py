@@ -1,5 +1,5 @@
-"""One self-contained HTML page of predictions: entities highlighted by type (displaCy-style), or
-one row per line with the classifier's label.
+"""The frame of the HTML page of predictions, which each head's predictor fills (entities highlighted
+by type, displaCy-style, or a row per line with its label).
 
 Everything is inline (CSS in a ``<style>`` element, no scripts, fonts or images fetched), so the
 page opens anywhere and can be mailed. The text is the user's, so it is never trusted: every piece
@@ -7,7 +7,7 @@ goes through ``html.escape`` (a ``<script>`` in it shows as text, never runs); c
 (NUL, escape, the C1 range) are shown as visible symbols instead of reaching the browser raw; and
 every run of text sits in its own ``<bdi>``, so a right-to-left override in a line cannot reorder
 the entity marks, their labels or the lines after it. Each entity's tooltip (``title``) gives its
-type and score. A page holds at most ``max_records`` lines and says so when the input had more.
+type and score. A page holds at most ``--html_max_lines`` lines and says so when the input had more.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ from collections import Counter
 from itertools import cycle
 from typing import Dict, List, Optional
 
-from modelzoo.predict.records import Classification, Prediction
-
 # Colours for the CoNLL-2003 types, then a cycle for any other type (in order of first sight).
 KNOWN_COLOURS = {"PER": "#aa9cfc", "ORG": "#7aecec", "LOC": "#ff9561", "MISC": "#bfeeb7", "ENTITY": "#feca74"}
 OTHER_COLOURS = ("#e4e7d2", "#c887fb", "#9cc9cc", "#ffeb80", "#f0a8a8", "#b5d3f5", "#d9b99b")
-MAX_PAGE_LINES = 2000
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -50,7 +47,7 @@ def visible_text(text: str) -> str:
     return _CONTROL.sub(symbol, html.escape(text))
 
 
-def _isolated(text: str) -> str:
+def isolated(text: str) -> str:
     return f"<bdi>{visible_text(text)}</bdi>"
 
 
@@ -64,12 +61,12 @@ def type_colours(kinds: List[str]) -> Dict[str, str]:
     return colours
 
 
-def _mark(text: str, kind: str, colour: str, css_class: str, tooltip: Optional[str] = None) -> str:
+def mark(text: str, kind: str, colour: str, css_class: str, tooltip: Optional[str] = None) -> str:
     """A highlighted run of text with its type after it; the legend uses the same look, another class."""
     kind_text = html.escape(kind, quote=True)
     title = f' title="{html.escape(tooltip, quote=True)}"' if tooltip else ""
     return (
-        f'<mark class="{css_class}" data-type="{kind_text}"{title} style="background: {colour}">{_isolated(text)}'
+        f'<mark class="{css_class}" data-type="{kind_text}"{title} style="background: {colour}">{isolated(text)}'
         f'<span class="entity-type">{kind_text}</span></mark>'
     )
 
@@ -78,50 +75,19 @@ def entity_tooltip(kind: str, score: float) -> str:
     return f"{kind}, score {score:.2f}"
 
 
-def _sentence(prediction: Prediction, colours: Dict[str, str]) -> str:
-    parts, position = [], 0
-    for entity in prediction.entities:
-        parts.append(_isolated(prediction.text[position : entity.start]))
-        parts.append(_mark(entity.text, entity.type, colours[entity.type], "entity", entity_tooltip(entity.type, entity.score)))
-        position = entity.end
-    parts.append(_isolated(prediction.text[position:]))
-    return f'<p class="sentence"><span class="line-number">{prediction.line}</span>{"".join(parts)}</p>'
-
-
-def _page(title: str, legend: str, body: str, note: Optional[str]) -> str:
+def page(title: str, legend_html: str, body: str, note: Optional[str]) -> str:
     note_html = f'<div class="note">{html.escape(note)}</div>\n' if note else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n{note_html}"
-        f'<div class="legend">{legend}</div>\n'
+        f'<div class="legend">{legend_html}</div>\n'
         f"{body}\n</body>\n</html>\n"
     )
 
 
-def render_page(
-    predictions: List[Prediction], title: str = "Named entities", note: Optional[str] = None
-) -> str:
-    """The whole page: title, an optional note, a legend with each type's colour and count, a paragraph per line."""
-    kinds = [entity.type for prediction in predictions for entity in prediction.entities]
-    colours, counts = type_colours(kinds), Counter(kinds)
-    legend = " ".join(_mark(f"{counts[kind]} ×", kind, colour, "legend-entry") for kind, colour in colours.items())
-    body = "\n".join(_sentence(prediction, colours) for prediction in predictions)
-    return _page(title, legend or "no entities found", body, note)
-
-
-def render_classification_page(
-    classifications: List[Classification], title: str = "Sequence labels", note: Optional[str] = None
-) -> str:
-    """A table, one row per line: its number, its text, the label (coloured) and that label's score."""
-    colours = type_colours([item.label for item in classifications])
-    counts = Counter(item.label for item in classifications)
-    legend = " ".join(_mark(f"{counts[kind]} ×", kind, colour, "legend-entry") for kind, colour in colours.items())
-    rows = "\n".join(
-        f'<tr class="classified"><td class="line-number">{item.line}</td><td>{_isolated(item.text)}</td>'
-        f'<td><mark class="label" data-type="{html.escape(item.label, quote=True)}" style="background: '
-        f'{colours[item.label]}">{_isolated(item.label)}</mark></td><td class="score">{item.score:.2f}</td></tr>'
-        for item in classifications
-    )
-    return _page(title, legend, f"<table>\n{rows}\n</table>", note)
+def legend(kinds: List[str], colours: Dict[str, str]) -> str:
+    """Each type's colour and how often it occurs."""
+    counts = Counter(kinds)
+    return " ".join(mark(f"{counts[kind]} ×", kind, colour, "legend-entry") for kind, colour in colours.items())

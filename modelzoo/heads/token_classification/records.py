@@ -1,26 +1,23 @@
-"""What prediction returns per input line, and its JSON-lines and CoNLL-column renderings.
+"""What token classification predicts per input line, and its JSON-lines and CoNLL-column renderings.
 
 Confidence: a word's score is the softmax probability of its tag at its first piece (where the tag
 is read). An entity's score is the *lowest* score of its words: an entity is right (exact match)
 only if every one of its tags is, so it can be no surer than its least sure word; the mean would
 let three confident words hide a fourth the model doubts, and the product would mark long entities
-down for their length alone. Scores are written with ``SCORE_DECIMALS`` decimals: more is noise
-(the last bits vary with how sentences share a batch), and fewer digits keep a continued run's
-output equal to an uninterrupted one (see :mod:`modelzoo.predict.resume`).
+down for their length alone. Scores are written rounded (:func:`modelzoo.heads.prediction.rounded`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Dict, List
+from typing import List
 
 from modelzoo.common.iteration import zip_strict
+from modelzoo.data.labels import OUTSIDE_LABEL
 from modelzoo.data.raw_words import Word
-from modelzoo.predict.spans import entity_spans
-
-SCORE_DECIMALS = 4
-OUTSIDE_TAG = "O"
+from modelzoo.heads.prediction import rounded
+from modelzoo.heads.token_classification.spans import entity_spans
 
 
 @dataclass(frozen=True)
@@ -48,17 +45,6 @@ class Prediction:
     entities: List[Entity]
 
 
-@dataclass(frozen=True)
-class Classification:
-    """One input line of the sequence classifier: its label, that label's probability, every label's."""
-
-    line: int
-    text: str
-    label: str
-    score: float
-    scores: Dict[str, float]
-
-
 def make_prediction(line: int, text: str, words: List[Word], tags: List[str], word_scores: List[float]) -> Prediction:
     """Merge ``tags`` into entities whose character offsets point into ``text``, each scored by its least sure word."""
     entities = []
@@ -73,17 +59,13 @@ def drop_unsure_entities(prediction: Prediction, min_score: float) -> Prediction
     """``prediction`` without the entities scored below ``min_score``; their words' tags become ``O``
     (so JSON, CoNLL and the page agree on what is an entity), their word scores stay the model's.
     Scores are compared as written (rounded), so a threshold read off an output keeps the entities showing it."""
-    kept = [entity for entity in prediction.entities if _rounded(entity.score) >= min_score]
+    kept = [entity for entity in prediction.entities if rounded(entity.score) >= min_score]
     if len(kept) == len(prediction.entities):
         return prediction
-    tags = [OUTSIDE_TAG] * len(prediction.tags)
+    tags = [OUTSIDE_LABEL] * len(prediction.tags)
     for entity in kept:
         tags[entity.start_word : entity.end_word] = prediction.tags[entity.start_word : entity.end_word]
     return replace(prediction, tags=tags, entities=kept)
-
-
-def _rounded(score: float) -> float:
-    return round(float(score), SCORE_DECIMALS)
 
 
 def to_json_line(prediction: Prediction) -> str:
@@ -94,7 +76,7 @@ def to_json_line(prediction: Prediction) -> str:
         "words": [word.text for word in prediction.words],
         "word_offsets": [[word.start, word.end] for word in prediction.words],
         "tags": prediction.tags,
-        "word_scores": [_rounded(score) for score in prediction.word_scores],
+        "word_scores": [rounded(score) for score in prediction.word_scores],
         "entities": [
             {
                 "type": entity.type,
@@ -103,21 +85,10 @@ def to_json_line(prediction: Prediction) -> str:
                 "end": entity.end,
                 "start_word": entity.start_word,
                 "end_word": entity.end_word,
-                "score": _rounded(entity.score),
+                "score": rounded(entity.score),
             }
             for entity in prediction.entities
         ],
-    }
-    return json.dumps(record, ensure_ascii=False)
-
-
-def classification_json_line(classification: Classification) -> str:
-    record = {
-        "line": classification.line,
-        "text": classification.text,
-        "label": classification.label,
-        "score": _rounded(classification.score),
-        "scores": {label: _rounded(score) for label, score in classification.scores.items()},
     }
     return json.dumps(record, ensure_ascii=False)
 
@@ -128,7 +99,7 @@ def to_conll_block(prediction: Prediction, with_scores: bool = False) -> str:
     ``with_scores`` adds each tag's probability as a third column (which that reader does not take)."""
     if with_scores:
         rows = (
-            f"{word.text}\t{tag}\t{_rounded(score)}\n"
+            f"{word.text}\t{tag}\t{rounded(score)}\n"
             for word, tag, score in zip_strict(prediction.words, prediction.tags, prediction.word_scores)
         )
     else:

@@ -1,0 +1,123 @@
+"""Token classification's predictor: raw lines -> words with offsets -> tags and scores -> entities.
+
+Words come from the same splitter as training's raw files (:mod:`modelzoo.data.raw_words`), tags
+from :class:`~modelzoo.heads.token_classification.tagger.WordTagger`, entities and their scores
+from :mod:`modelzoo.heads.token_classification.records`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional
+
+from torch import nn
+
+from modelzoo.bert.config import BertConfig
+from modelzoo.common.device import DeviceSetup
+from modelzoo.common.errors import ParamsError
+from modelzoo.common.iteration import zip_strict
+from modelzoo.data.params import InputParams
+from modelzoo.data.raw_words import split_words
+from modelzoo.heads.html_page import entity_tooltip, isolated, legend, mark, page, type_colours
+from modelzoo.heads.prediction import NumberedLine, PredictOptions
+from modelzoo.heads.token_classification.records import (
+    Prediction,
+    drop_unsure_entities,
+    make_prediction,
+    to_conll_block,
+    to_json_line,
+)
+from modelzoo.heads.token_classification.tagger import WordTagger
+
+OUTPUT_FORMATS = ("jsonl", "conll")
+
+
+def predict_numbered(tagger: WordTagger, lines: List[NumberedLine], pretokenized: bool = False) -> List[Prediction]:
+    """A prediction per line that holds a word (blank lines are skipped; ``line`` keeps the numbering)."""
+    split = [(number, line, split_words(line, pretokenized)) for number, line in lines]
+    split = [(number, line, words) for number, line, words in split if words]
+    tags, scores = tagger.tag([[word.text for word in words] for _, _, words in split])
+    return [
+        make_prediction(number, line, words, sentence_tags, sentence_scores)
+        for (number, line, words), sentence_tags, sentence_scores in zip_strict(split, tags, scores)
+    ]
+
+
+def predict_lines(tagger: WordTagger, lines: List[str], pretokenized: bool = False) -> List[Prediction]:
+    """:func:`predict_numbered` on ``lines`` numbered from 1."""
+    return predict_numbered(tagger, list(enumerate(lines, start=1)), pretokenized)
+
+
+class EntityPredictor:
+    """Token classification: each line's words, tags with their scores, and entities."""
+
+    kind = "sentences"
+
+    def __init__(
+        self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
+        options: PredictOptions, skip_padding: bool,
+    ) -> None:
+        self.tagger = WordTagger(
+            model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup, skip_padding
+        )
+        self.options = options
+        self.entities = 0
+
+    @staticmethod
+    def check_options(options: PredictOptions) -> None:
+        if options.pairs:
+            raise ParamsError("--pairs: only for a sequence classifier (model.head sequence_classification)")
+        if options.output_format not in (None, *OUTPUT_FORMATS):
+            raise ParamsError(f"--output_format {options.output_format}: a token classifier writes {', '.join(OUTPUT_FORMATS)}")
+        if options.conll_scores and options.output_format != "conll":
+            raise ParamsError("--conll_scores: adds a column to --output_format conll; JSON lines always hold the scores")
+        if options.min_entity_score is not None and not 0 <= options.min_entity_score <= 1:
+            raise ParamsError(f"--min_entity_score {options.min_entity_score}: a probability, between 0 and 1")
+
+    def predict(self, lines: List[NumberedLine]) -> List[Prediction]:
+        predictions = predict_numbered(self.tagger, lines, self.options.pretokenized)
+        if self.options.min_entity_score is not None:
+            predictions = [drop_unsure_entities(p, self.options.min_entity_score) for p in predictions]
+        self.entities += sum(len(prediction.entities) for prediction in predictions)
+        return predictions
+
+    def render(self, prediction: Prediction) -> str:
+        if self.options.output_format == "conll":
+            return to_conll_block(prediction, self.options.conll_scores)
+        return to_json_line(prediction) + "\n"
+
+    def holds_record(self, line: str) -> bool:
+        return bool(split_words(line, self.options.pretokenized))
+
+    def made_from(self, record: str, number: int, line: str) -> bool:
+        """Whether ``record`` (as :meth:`render` wrote it) is input line ``number``'s."""
+        if self.options.output_format == "conll":
+            words = [row.split("\t")[0] for row in record.splitlines() if row]
+            return words == [word.text for word in split_words(line, self.options.pretokenized)]
+        written = json.loads(record)
+        return written.get("line") == number and written.get("text") == line
+
+    def summary(self) -> str:
+        return f"{self.entities} entities"
+
+    @staticmethod
+    def page(records: List[Prediction], note: Optional[str]) -> str:
+        return render_page(records, note=note)
+
+
+def _sentence(prediction: Prediction, colours: Dict[str, str]) -> str:
+    parts, position = [], 0
+    for entity in prediction.entities:
+        parts.append(isolated(prediction.text[position : entity.start]))
+        parts.append(mark(entity.text, entity.type, colours[entity.type], "entity", entity_tooltip(entity.type, entity.score)))
+        position = entity.end
+    parts.append(isolated(prediction.text[position:]))
+    return f'<p class="sentence"><span class="line-number">{prediction.line}</span>{"".join(parts)}</p>'
+
+
+def render_page(predictions: List[Prediction], title: str = "Named entities", note: Optional[str] = None) -> str:
+    """The whole page: title, an optional note, a legend with each type's colour and count, a paragraph per line."""
+    kinds = [entity.type for prediction in predictions for entity in prediction.entities]
+    colours = type_colours(kinds)
+    body = "\n".join(_sentence(prediction, colours) for prediction in predictions)
+    return page(title, legend(kinds, colours) or "no entities found", body, note)
