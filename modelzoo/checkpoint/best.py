@@ -70,16 +70,14 @@ def evaluated_step(path: Path) -> int:
     """The training step of a checkpoint file: the one the best checkpoint holds (a copy of another
     step's checkpoint, whatever its record says), else the one in its name."""
     path = Path(path)
-    if path.name == BEST_CHECKPOINT_FILE:
-        return recorded_step(path)
-    return checkpoint_step(path)
+    step = recorded_step(path) if path.name == BEST_CHECKPOINT_FILE else None
+    return checkpoint_step(path) if step is None else step
 
 
-def recorded_step(path: Path) -> int:
+def recorded_step(path: Path) -> Optional[int]:
+    """The training step a run.py checkpoint records (None for other .mdl files)."""
     step = load_mdl(path, mmap=True).get("step")
-    if not isinstance(step, int):
-        raise CheckpointError(f"{path}: records no training step (not a checkpoint of run.py)")
-    return step
+    return step if isinstance(step, int) else None
 
 
 def _figures(results: dict) -> dict:
@@ -261,6 +259,10 @@ class BestCheckpoint:
     def _rebuild_record(self, sha256: str, reason: str) -> None:
         """Describe the file as it is: its own step, that step's eval figures, the history so far."""
         step = recorded_step(self.best_file)
+        if step is None:
+            raise CheckpointError(
+                f"{self.best_file}: records no training step, and {reason}; move it away to start the best over"
+            )
         figures_file = eval_figures_file(self.model_dir, step)
         figures = _figures(json.loads(figures_file.read_text(encoding="utf-8"))) if figures_file.is_file() else {}
         value = figures.get(self.rule.metric)
