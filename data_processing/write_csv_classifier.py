@@ -30,7 +30,7 @@ one without examples, a label outside the label set, bytes that are not UTF-8, a
 unusable vocab file. Everything is checked first, then written to a temporary folder beside
 ``--output_dir``, which becomes the complete new one in one rename only on success, so a failed or
 killed run leaves ``--output_dir`` as it was. A split folder that already holds files is replaced only
-with ``--overwrite``; nothing else in ``--output_dir`` is touched.
+with ``--overwrite``, and then only what a writer wrote there; nothing else in ``--output_dir`` is touched.
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="comma-separated label set in id order (default: sorted labels of the train split)")
     parser.add_argument("--examples_per_shard", type=int, default=50_000, help="examples per CSV file")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace split folders that already hold files (once the new ones are complete)")
+                        help="replace what a writer wrote in split folders that already hold files (once the new ones "
+                        "are complete; other files stay)")
     return parser.parse_args(argv)
 
 

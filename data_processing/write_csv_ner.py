@@ -8,7 +8,7 @@ Each of OUT/train, OUT/dev, OUT/test holds the CSV shard(s) (header
 ``label2id.json``. Every input file is read and checked before anything is written; the folders
 are written under a temporary name beside OUT and OUT becomes the complete new one in one rename,
 so a bad input or a kill leaves OUT as it was. A split folder that already holds files is replaced
-only with ``--overwrite``; nothing else in OUT is touched. A word longer than one example is split
+only with ``--overwrite``, and then only what a writer wrote there; nothing else in OUT is touched. A word longer than one example is split
 over consecutive examples (``modelzoo.data.windows``), never dropped. A problem is one line
 ``FILE:LINE: problem`` on stderr, exit code 2.
 """
@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--num_output_files", type=int, default=1, help="CSV shards per split (fewer if a split has fewer examples)"
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace split folders of OUT that already hold files (once the new ones are complete)"
+        "--overwrite", action="store_true",
+        help="replace what a writer wrote in split folders of OUT that already hold files (once the new ones are complete; "
+        "other files stay)",
     )
     parser.add_argument(
         "--convert_iob1", action="store_true", help="read IOB1 labels (an entity may begin with I-) and write them as IOB2"

@@ -1,13 +1,15 @@
 """The best checkpoint of train_and_eval and early stopping: real training, a scripted eval metric.
 
-The metric is scripted (the torch back-end's ``evaluate`` replaced) so that the tests choose where it rises and
-falls; the steps, checkpoints, rotation and restarts around it are the real loop's.
+The metric is scripted (the torch back-end's ``evaluate`` replaced, reporting as evaluation does) so that the
+tests choose where it rises and falls; the steps, checkpoints, rotation and restarts around it are the real loop's.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
@@ -16,20 +18,37 @@ from modelzoo.backends import torch_backend
 from modelzoo.checkpoint.best import BEST_CHECKPOINT_FILE, BEST_RECORD_FILE, BestCheckpoint, BestRule
 from modelzoo.checkpoint.files import load_mdl
 from modelzoo.cli.main import main as run_main
+from modelzoo.common.distributed import DistContext
 from modelzoo.common.errors import ParamsError
+from modelzoo.loop.evaluation import report
 from tests.export_runs import ner_params, write_params
 
 # F1 by step: rises to step 15, falls, recovers a little, never beats step 15.
 SCRIPTED_F1 = {5: 0.20, 10: 0.50, 15: 0.80, 20: 0.60, 25: 0.70, 30: 0.40}
 
 
+class Evaluations(list):
+    """The steps evaluated, in order; ``crash_at``: a step whose evaluation crashes once it has reported."""
+
+    crash_at: Optional[int] = None
+
+
+class EvaluationCrash(RuntimeError):
+    pass
+
+
 @pytest.fixture()
 def scripted_metric(monkeypatch):
-    evaluated = []
+    evaluated = Evaluations()
 
     def evaluate(model, task, setup, context, model_dir, step, eval_steps=None):
         evaluated.append(step)
-        return {"f1": SCRIPTED_F1[step], "loss": 1.0 - SCRIPTED_F1[step], "step": step}
+        results = {"f1": SCRIPTED_F1[step], "loss": 1.0 - SCRIPTED_F1[step], "step": step}
+        report({**results, "table": ""}, Path(model_dir), step)
+        if step == evaluated.crash_at:
+            evaluated.crash_at = None
+            raise EvaluationCrash(f"the evaluation of step {step} crashed after its report")
+        return results
 
     monkeypatch.setattr(torch_backend, "evaluate", evaluate)
     return evaluated
@@ -40,6 +59,12 @@ def run(ner_csv, model_dir: Path, **runconfig) -> int:
                 **runconfig}
     params = write_params(model_dir.parent / f"{model_dir.name}.yaml", ner_params(ner_csv, model_dir, **settings))
     return run_main(["CPU", "--mode", "train_and_eval", "--params", str(params)])
+
+
+def error_lines(capsys) -> list:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("error:")]
 
 
 def record(model_dir: Path) -> dict:
@@ -114,3 +139,75 @@ def test_lower_is_better_for_loss_and_a_changed_metric_is_refused(tmp_path):
     with pytest.raises(ParamsError, match="not an eval figure"):
         tracker.add(3, {"f1": 0.3}, save=lambda: None)
     assert BestRule.resolve(None, None, None, "sequence_classification") == BestRule("accuracy", True)
+
+
+def test_a_non_finite_metric_is_never_the_best_is_logged_and_recorded_as_null(tmp_path, capsys):
+    for step in (1, 2, 3):
+        (tmp_path / f"checkpoint_{step}.mdl").write_bytes(f"weights of step {step}".encode())
+    tracker = BestCheckpoint(tmp_path, BestRule("f1", True, patience=2))
+    evaluations = {1: (float("nan"), float("nan")), 2: (0.5, 1.0), 3: (0.8, float("inf"))}
+    stops = [tracker.stop_after(step, {"f1": f1, "loss": loss}, lambda: None, DistContext())
+             for step, (f1, loss) in evaluations.items()]
+    assert stops == [False, False, False]  # 0.5 and 0.8 are gains: no patience spent
+    assert "evaluation at step 1: f1 is nan, never the best" in capsys.readouterr().out
+
+    def not_json(constant: str):
+        raise AssertionError(f"{BEST_RECORD_FILE} holds {constant}, which is not JSON")
+
+    saved = json.loads((tmp_path / BEST_RECORD_FILE).read_text(), parse_constant=not_json)
+    assert [entry["value"] for entry in saved["history"]] == [None, 0.5, 0.8]
+    assert saved["best"]["step"] == 3 and saved["best"]["figures"] == {"f1": 0.8, "loss": None}
+    assert (tmp_path / BEST_CHECKPOINT_FILE).read_bytes() == b"weights of step 3"
+    report({"f1": float("nan"), "loss": float("inf"), "step": 1, "table": ""}, tmp_path, 1)  # the eval report too
+    metrics = json.loads((tmp_path / "eval" / "metrics_step_1.json").read_text(), parse_constant=not_json)
+    assert metrics == {"f1": None, "loss": None, "step": 1}
+
+
+def test_a_crash_during_an_evaluation_repeats_it_on_resume_and_eval_names_the_best_by_its_own_step(
+    ner_csv, tmp_path, scripted_metric
+):
+    model_dir = tmp_path / "run"
+    scripted_metric.crash_at = 10
+    with pytest.raises(EvaluationCrash):
+        run(ner_csv, model_dir)
+    record_of_step_5 = (model_dir / BEST_RECORD_FILE).read_text()
+    assert run(ner_csv, model_dir) == 0  # resumes from checkpoint_10, whose evaluation never completed
+    assert scripted_metric == [5, 10, 10, 15, 20, 25, 30]
+    assert [entry["step"] for entry in record(model_dir)["history"]] == [5, 10, 15, 20, 25, 30]
+    assert record(model_dir)["best"]["step"] == 15
+    # a record older than the file (a run stopped between the two): eval goes by the file's own step
+    (model_dir / BEST_RECORD_FILE).write_text(record_of_step_5)
+    params = model_dir / "train_and_eval" / "params.yaml"
+    assert run_main(["CPU", "--mode", "eval", "--params", str(params), "--checkpoint_path", "best"]) == 0
+    assert scripted_metric[-1] == 15
+    assert json.loads((model_dir / "eval" / "metrics_step_5.json").read_text())["f1"] == SCRIPTED_F1[5]
+
+
+def test_a_best_checkpoint_without_its_record_or_a_record_without_its_file(ner_csv, tmp_path, scripted_metric, capsys):
+    model_dir = tmp_path / "run"
+    assert run(ner_csv, model_dir, max_steps=20) == 0
+    best_bytes = (model_dir / "checkpoint_15.mdl").read_bytes()
+    (model_dir / BEST_RECORD_FILE).unlink()
+    capsys.readouterr()
+    assert run(ner_csv, model_dir) == 0  # 25 (0.70) is worse than the file's step 15 (0.80)
+    assert record(model_dir)["best"]["step"] == 15 and (model_dir / BEST_CHECKPOINT_FILE).read_bytes() == best_bytes
+    assert f"rebuilt {model_dir / BEST_RECORD_FILE}: there was no {BEST_RECORD_FILE}" in capsys.readouterr().out
+    assert [entry["step"] for entry in record(model_dir)["history"]] == [15, 20, 25, 30]
+
+    (model_dir / BEST_CHECKPOINT_FILE).unlink()
+    assert run(ner_csv, model_dir) == 0  # the record's best is still checkpoint_15.mdl, byte for byte
+    assert f"copied {model_dir / 'checkpoint_15.mdl'} to {model_dir / BEST_CHECKPOINT_FILE} again" in capsys.readouterr().out
+    assert (model_dir / BEST_CHECKPOINT_FILE).read_bytes() == best_bytes
+
+    (model_dir / BEST_CHECKPOINT_FILE).unlink()
+    (model_dir / "checkpoint_15.mdl").unlink()
+    assert run(ner_csv, model_dir) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and f"{model_dir / BEST_CHECKPOINT_FILE}: missing, and" in errors[0]
+
+    shutil.copyfile(model_dir / "checkpoint_20.mdl", model_dir / BEST_CHECKPOINT_FILE)
+    (model_dir / BEST_RECORD_FILE).unlink()
+    (model_dir / "eval" / "metrics_step_20.json").unlink()
+    assert run(ner_csv, model_dir) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and "step 20, but there was no best_checkpoint.json and" in errors[0]

@@ -76,6 +76,14 @@ def test_truncated_weights_file_is_one_clear_error_and_leaves_nothing(hf_dir, tm
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
 
 
+def test_an_output_dir_that_is_a_file_is_one_error_before_anything_is_read(hf_dir, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("mine")
+    code, _, err = _run(capsys, "convert", tmp_path / "missing", "--src-fmt", "hf", "--tgt-fmt", "cs-2.1",
+                        "--output-dir", tmp_path / "a_file")
+    assert code == 2 and err == f"error: {tmp_path / 'a_file'}: is a file, not a folder; choose another --output-dir\n"
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
 def test_missing_key_is_named(hf_dir, tmp_path, capsys):
     state_dict = load_file(hf_dir / "model.safetensors")
     del state_dict["bert.encoder.layer.1.output.dense.bias"]

@@ -141,3 +141,19 @@ def test_checkpoint_without_a_label_vocab_in_reach_names_the_flag(ner_run, tmp_p
                            "--output-dir", tmp_path / "out", "--label-vocab", ner_run / "label2id.json",
                            "--vocab-file", ner_run / "vocab.txt")
     assert code == 0 and "README.md" in out
+
+
+def test_a_run_converted_to_cs21_then_to_hf_keeps_its_labels_and_says_when_it_cannot(ner_run, ner_export, tmp_path, capsys):
+    code, out, _ = convert(capsys, "convert", ner_run / "checkpoint_40.mdl", "--src-fmt", "modelzoo", "--tgt-fmt", "cs-2.1",
+                           "--output-dir", tmp_path / "cs")
+    assert code == 0 and {"label2id.json", "vocab.txt"} <= {path.name for path in (tmp_path / "cs").iterdir()}
+    code, out, _ = convert(capsys, "convert", tmp_path / "cs", "--src-fmt", "cs-2.1", "--tgt-fmt", "hf",
+                           "--output-dir", tmp_path / "hf")
+    assert code == 0 and "no label2id.json" not in out
+    exported = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert exported["id2label"] == json.loads((ner_export / "config.json").read_text())["id2label"]
+    assert {"tokenizer.json", "README.md"} <= {path.name for path in (tmp_path / "hf").iterdir()}
+    (tmp_path / "cs" / "label2id.json").unlink()
+    code, out, _ = convert(capsys, "convert", tmp_path / "cs", "--src-fmt", "cs-2.1", "--tgt-fmt", "hf",
+                           "--output-dir", tmp_path / "bare")
+    assert code == 0 and f"no label2id.json beside {tmp_path / 'cs'}: config.json names no labels" in out

@@ -1,5 +1,7 @@
 """Issue 13's fault injection: runs killed with SIGKILL at random moments, resumed, and compared with
-runs never stopped; a second trainer against a live one; the NER CSV writer killed midway.
+runs never stopped; train_and_eval killed as an evaluation ends and between the best checkpoint and its
+record (issue 30, exact moments: tests/kill_points.py); a second trainer against a live one; the NER
+CSV writer killed midway.
 
 Each test starts real ``run.py`` / ``write_csv_ner.py`` processes, so they are slow-marked:
 ``python -m pytest -m slow tests/test_fault_injection.py``.
@@ -8,6 +10,7 @@ Each test starts real ``run.py`` / ``write_csv_ner.py`` processes, so they are s
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from modelzoo.checkpoint.best import BEST_CHECKPOINT_FILE, BEST_RECORD_FILE
 from modelzoo.checkpoint.lock import LOCK_FILE, WriterLock
 from modelzoo.checkpoint.training import latest_checkpoint, list_checkpoints
 from modelzoo.common.atomic import is_temporary
@@ -155,6 +159,44 @@ def test_training_killed_at_random_moments_resumes_to_the_same_checkpoint(ner_cs
     assert final.wait() == 0, final.stderr.read()
     assert results(model_dir) == reference  # the final checkpoints bit for bit, and the same files beside them
     assert [step for step, _ in list_checkpoints(model_dir)] == [MAX_STEPS - 1, MAX_STEPS]
+    assert stray_files(model_dir) == []
+
+
+def best_pair(model_dir: Path) -> tuple[dict, bool, str]:
+    """The best checkpoint's record (without the file's SHA-256, which names bytes that differ from
+    run to run), whether that SHA-256 is the file's, and the file's content digest."""
+    record = json.loads((model_dir / BEST_RECORD_FILE).read_text(encoding="utf-8"))
+    best_file = model_dir / BEST_CHECKPOINT_FILE
+    recorded_sha256 = record["best"].pop("sha256", None)
+    return record, recorded_sha256 == hashlib.sha256(best_file.read_bytes()).hexdigest(), content_digest(best_file)
+
+
+def test_train_and_eval_killed_as_an_evaluation_ends_and_inside_a_best_update_keeps_the_uninterrupted_best(
+    ner_csv, tmp_path
+):
+    model_dir = tmp_path / "run"
+    params = tiny_params(ner_csv, model_dir, runconfig={
+        "max_steps": 12, "eval_frequency": 4, "save_checkpoints_steps": 4, "best_checkpoint_metric": "loss",
+    })  # the eval loss falls at every evaluation here: each one is a new best
+    run_args = ("CPU", "--mode", "train_and_eval", "--params", str(write_params(tmp_path / "p.yaml", params)))
+    assert start("run.py", *run_args).wait() == 0
+    reference = best_pair(model_dir)
+    assert [entry["step"] for entry in reference[0]["history"]] == [4, 8, 12] and reference[0]["best"]["step"] == 12
+    model_dir.rename(tmp_path / "reference")
+
+    # killed once the evaluation of step 8 has written its figures, before the best checkpoint was decided
+    assert start("-m", "tests.kill_points", "evaluation_end", "8", *run_args).wait() == -signal.SIGKILL
+    assert [entry["step"] for entry in best_pair(model_dir)[0]["history"]] == [4]
+    # the resumed run evaluates step 8 again and is killed between its new best checkpoint and the record
+    assert start("-m", "tests.kill_points", "best_pair", "1", *run_args).wait() == -signal.SIGKILL
+    record, matches, _ = best_pair(model_dir)
+    assert record["best"]["step"] == 4 and not matches  # the file is step 8's, the record still step 4's
+    assert [path.name for path in model_dir.glob(f".{BEST_RECORD_FILE}.tmp-*")] != []
+
+    final = start("run.py", *run_args)
+    assert final.wait() == 0, final.stderr.read()
+    resumed = best_pair(model_dir)
+    assert resumed == reference and resumed[1]  # the record, the best checkpoint's contents, and they agree
     assert stray_files(model_dir) == []
 
 

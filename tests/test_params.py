@@ -1,12 +1,14 @@
 """The params file: loading, error messages with FILE:LINE, overrides, saving, the reference page."""
 
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.params.params import RunConfig, load_params, reference_markdown, save_params
+from modelzoo.params.yaml_marks import MAX_ALIAS_VALUES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,6 +121,45 @@ def test_cross_field_errors_of_a_section_name_the_section(tmp_path):
 def test_a_key_given_twice_is_an_error(tmp_path):
     path = write(tmp_path, "model:\n  hidden_size: 768\n  hidden_size: 384\n")
     assert load_error(path) == f"{path}:3:3: 'model.hidden_size' is given twice"
+
+
+MERGED = """\
+train_input: &train
+  data_dir: csv/train
+  batch_size: 16
+  shuffle: true
+eval_input:
+  <<: *train
+  data_dir: csv/dev
+  shuffle: false
+"""
+
+
+def test_a_merge_key_takes_the_merged_mapping_under_the_keys_written_beside_it(tmp_path):
+    params = load_params(write(tmp_path, MERGED))
+    assert (params.eval_input.data_dir, params.eval_input.batch_size, params.eval_input.shuffle) == ("csv/dev", 16, False)
+    assert (params.train_input.data_dir, params.train_input.shuffle) == ("csv/train", True)
+    path = write(tmp_path, MERGED + "  batch_size: 0\n")
+    assert load_error(path) == f"{path}:9:3: eval_input.batch_size: must be at least 1, got 0"
+    path = write(tmp_path, MERGED + "  data_dir: csv/test\n")
+    assert load_error(path) == f"{path}:9:3: 'eval_input.data_dir' is given twice"
+
+
+def test_nested_aliases_are_refused_before_they_are_expanded(tmp_path):
+    """Nine aliases nested eight deep name 9**8 values; the walk stops after MAX_ALIAS_VALUES of them."""
+    lines = ["runconfig:", "  max_steps: 3", "  l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  l{depth}: &l{depth} [{', '.join([f'*l{depth - 1}'] * 9)}]" for depth in range(1, 9)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        message = load_error(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message.startswith(f"{path}:") and f"repeat more than {MAX_ALIAS_VALUES} values" in message
+    assert peak < 50 * 2**20  # 9**8 values held once each would take gigabytes
+    path = write(tmp_path, "runconfig: &run\n  max_steps: 3\n  again: *run\n")
+    assert load_error(path) == f"{path}:3:3: a YAML alias under this key names a value that contains it"
 
 
 def test_overrides_apply_after_loading_and_are_validated(tmp_path):

@@ -56,9 +56,31 @@ def test_a_split_folder_holding_files_is_kept_unless_overwrite_is_given(tmp_path
     assert f"{out / 'train'}: already holds files (old.csv); nothing was written. --overwrite replaces" in error
     assert tree(out) == {"train/old.csv": b"mine", "notes.txt": b"mine too"}
     assert writer(raw, tiny_vocab, out, "--overwrite") == 0
-    assert not (out / "train" / "old.csv").exists() and (out / "train" / META_FILE).is_file()
+    assert (out / "train" / "old.csv").read_text() == "mine" and (out / "train" / META_FILE).is_file()
+    assert f"kept {out / 'train' / 'old.csv'}: not written by a CSV writer" in capsys.readouterr().out
     assert (out / "notes.txt").read_text() == "mine too"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging folder left beside it
+
+
+def test_overwrite_replaces_what_a_writer_wrote_and_keeps_the_rest(tmp_path, tiny_vocab, capsys):
+    out = tmp_path / "out"
+    assert ner_main(TEST_DATA / "ner", tiny_vocab, out, "--num_output_files", "3") == 0
+    (out / "train" / "my_notes.txt").write_text("mine")
+    assert ner_main(TEST_DATA / "ner", tiny_vocab, out, "--overwrite") == 0
+    # the earlier run's shards 2 and 3 go with its meta.dat; the file no writer wrote stays
+    assert sorted(path.name for path in (out / "train").iterdir()) == [LABEL_VOCAB_FILE, META_FILE, "my_notes.txt",
+                                                                        "train-1.csv"]
+    assert (out / "train" / "my_notes.txt").read_text() == "mine"
+    (out / "dev" / "dev-2.csv").write_text("mine, and not in meta.dat")  # the next run writes a dev-2.csv
+    before = tree(out)
+    capsys.readouterr()
+    assert ner_main(TEST_DATA / "ner", tiny_vocab, out, "--overwrite", "--num_output_files", "2") == 2
+    assert f"{out / 'dev' / 'dev-2.csv'}: was not written by a CSV writer, and the new split has" in one_error(capsys)
+    assert tree(out) == before and sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+    (out / "test").rename(tmp_path / "test_folder")
+    (out / "test").write_text("a file where the test split goes")
+    assert ner_main(TEST_DATA / "ner", tiny_vocab, out, "--overwrite") == 2
+    assert f"{out / 'test'}: is a file where the split folder goes; nothing was written" in one_error(capsys)
 
 
 @pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs a read-only place (/sys)")

@@ -3,6 +3,8 @@ partial and foreign checkpoint files, and output places that cannot be written."
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pickle
 import signal
@@ -14,10 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from modelzoo.checkpoint.best import BEST_CHECKPOINT_FILE, BEST_RECORD_FILE, BestCheckpoint, BestRule
 from modelzoo.checkpoint.lock import LOCK_FILE, ModelDirLockedError, WriterLock, take_model_dir
 from modelzoo.checkpoint.training import list_checkpoints
 from modelzoo.cli.main import main
-from modelzoo.common.errors import ParamsError
+from modelzoo.common.atomic import is_temporary
+from modelzoo.common.errors import DiskFullError, ParamsError
 from modelzoo.params.compare import compare_params
 from modelzoo.params.params import load_params
 from tests.run_fixtures import tiny_params, write_params
@@ -244,3 +248,52 @@ def test_a_model_dir_that_cannot_be_written_is_one_line(trained, tmp_path, capsy
         rc, errors, _ = run_main(argv, capsys)
         assert rc == 2 and len(errors) == 1, errors
         assert str(model_dir) in errors[0] and reason in errors[0]
+
+
+class _DiskWithRoom(io.FileIO):
+    """A file on a disk that has ``room`` bytes left: a write beyond them fails as a full disk does."""
+
+    room = 0
+
+    def write(self, data) -> int:
+        if self.tell() + len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def fill_the_disk(monkeypatch, room: int) -> None:
+    """Binary files written from now on (checkpoints, the best checkpoint's copy) find ``room`` bytes free."""
+    real_fdopen = os.fdopen
+
+    def fdopen(descriptor, mode="r", *args, **kwargs):
+        if mode != "wb":
+            return real_fdopen(descriptor, mode, *args, **kwargs)
+        disk = _DiskWithRoom(descriptor, "wb")
+        disk.room = room
+        return io.BufferedWriter(disk)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_leaves_no_partial_file(ner_csv, tmp_path, capsys, monkeypatch):
+    model_dir = tmp_path / "run"
+    params_file = write_params(tmp_path / "p.yaml", tiny_params(ner_csv, model_dir, runconfig={"max_steps": 2}))
+    fill_the_disk(monkeypatch, room=4096)  # torch.save's zip writer reports the failed write as a RuntimeError
+    rc, errors, _ = run_main(train_argv(params_file), capsys)
+    assert rc == 2 and len(errors) == 1, errors
+    assert errors[0].startswith(f"error: {model_dir / 'checkpoint_2.mdl'}: no space left on device (")
+    assert list_checkpoints(model_dir) == [] and [path for path in model_dir.iterdir() if is_temporary(path)] == []
+
+
+def test_a_full_disk_during_the_best_checkpoints_copy_keeps_the_previous_pair(tmp_path, monkeypatch):
+    for step in (1, 2):
+        (tmp_path / f"checkpoint_{step}.mdl").write_bytes(bytes(1000 * step))
+    tracker = BestCheckpoint(tmp_path, BestRule("f1", True))
+    tracker.add(1, {"f1": 0.5}, save=lambda: None)
+    pair = ((tmp_path / BEST_CHECKPOINT_FILE).read_bytes(), (tmp_path / BEST_RECORD_FILE).read_text())
+    fill_the_disk(monkeypatch, room=1500)
+    with pytest.raises(DiskFullError) as refusal:
+        tracker.add(2, {"f1": 0.8}, save=lambda: None)
+    assert str(refusal.value).startswith(f"{tmp_path / BEST_CHECKPOINT_FILE}: no space left on device (")
+    assert ((tmp_path / BEST_CHECKPOINT_FILE).read_bytes(), (tmp_path / BEST_RECORD_FILE).read_text()) == pair
+    assert [path for path in tmp_path.iterdir() if is_temporary(path)] == []

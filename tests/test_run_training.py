@@ -188,7 +188,7 @@ def test_failed_checkpoint_write_leaves_the_previous_one_intact(ner_csv, tmp_pat
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert rc != 0
-    assert len(errors) == 1 and "checkpoint_20.mdl" in errors[0] and "No space left" in errors[0], errors
+    assert len(errors) == 1 and "checkpoint_20.mdl" in errors[0] and "no space left on device" in errors[0], errors
     # no partial file: the old checkpoint and the model files training copies into model_dir, nothing else
     assert sorted(path.name for path in model_dir.iterdir() if path.is_file()) == [
         "checkpoint_10.mdl", "label2id.json", "vocab.txt"]

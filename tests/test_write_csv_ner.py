@@ -134,7 +134,9 @@ def test_rerun_replaces_split_folders_and_leaves_no_staging(tmp_path, vocab_file
         convert(raw, vocab_file, tmp_path / "out")
     assert (tmp_path / "out/train/stale.csv").read_text() == "old"
     convert(raw, vocab_file, tmp_path / "out", overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "out/train").iterdir()) == ["label2id.json", "meta.dat", "train-1.csv"]
+    assert sorted(p.name for p in (tmp_path / "out/train").iterdir()) == [  # stale.csv: no writer wrote it
+        "label2id.json", "meta.dat", "stale.csv", "train-1.csv"
+    ]
     assert (tmp_path / "out/keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
 

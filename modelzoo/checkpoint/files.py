@@ -164,6 +164,9 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 
 
 def require_empty_output_dir(output_dir: Path) -> None:
+    """Refuse an output folder that holds files, or that is a file, before anything is read or written."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CheckpointError(f"{output_dir}: is a file, not a folder; choose another --output-dir")
     if output_dir.exists() and any(output_dir.iterdir()):
         raise CheckpointError(f"{output_dir}: exists and is not empty; choose another --output-dir")
 

@@ -87,7 +87,7 @@ def take_model_dir(model_dir: Path, context, keep_checkpoint_max: Optional[int])
         raise kind(message)
     if lock is not None:
         for path in remove_partial_checkpoints(model_dir):
-            context.say(f"removed {path}: a checkpoint write that never finished")
+            context.say(f"removed {path}: a write that never finished")
         rotate_checkpoints(model_dir, keep_checkpoint_max)
     return lock
 

@@ -15,6 +15,7 @@ from typing import List, Optional
 import yaml
 
 from modelzoo.checkpoint.files import load_mdl
+from modelzoo.checkpoint.model_dir import eval_figures_file
 from modelzoo.common.iteration import zip_strict
 from modelzoo.heads import head_spec
 
@@ -46,8 +47,7 @@ def gather_facts(source: Path, head: str, fmt: str, command: str, labels: List[s
     if Path(source).is_file():
         contents = load_mdl(Path(source))
         step, params = contents.get("step"), contents.get("params")
-        eval_dir = Path(source).parent / "eval"
-        candidate = eval_dir / f"metrics_step_{step}.json"
+        candidate = eval_figures_file(Path(source).parent, step)
         if step is not None and candidate.is_file():
             eval_file, eval_figures = candidate, json.loads(candidate.read_text(encoding="utf-8"))
     return CardFacts(Path(source), head, fmt, command, labels, exported_names, step, params, eval_file, eval_figures)

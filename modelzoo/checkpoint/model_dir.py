@@ -76,6 +76,11 @@ def with_model_dir_files(section: InputParams, model_dir: Path) -> InputParams:
     return dataclasses.replace(section, vocab_file=vocab_file, label_vocab_file=label_vocab)
 
 
+def eval_figures_file(model_dir: Path, step: int) -> Path:
+    """Where an evaluation of the checkpoint of ``step`` writes its figures."""
+    return Path(model_dir) / "eval" / f"metrics_step_{step}.json"
+
+
 def saved_params_file(model_dir: Path) -> Optional[Path]:
     """The params a training run saved in ``model_dir`` (train_and_eval's, else train's), if any."""
     for mode in ("train_and_eval", "train"):

@@ -83,15 +83,17 @@ def rotate_checkpoints(model_dir: Path, keep_checkpoint_max: Optional[int]) -> N
 
 
 def remove_partial_checkpoints(model_dir: Path) -> List[Path]:
-    """Delete what a checkpoint write killed midway left (``.checkpoint_N.mdl.tmp-*``, any ``.mdl``); returns them.
+    """Delete what a write killed midway left in model_dir (``.checkpoint_N.mdl.tmp-*``, any ``.mdl``, and the
+    best checkpoint's record, ``.best_checkpoint.json.tmp-*``); returns them.
 
     Only the writer of model_dir may call this (it holds the lock), since a live writer's file
-    looks the same. Such files are never loaded: only complete ``checkpoint_N.mdl`` names are.
+    looks the same; the files at model_dir's top level are the writer's alone (eval writes under
+    eval/). Such files are never loaded: only complete names are.
     """
     removed = []
     if Path(model_dir).is_dir():
         for path in Path(model_dir).iterdir():
-            if is_temporary(path) and ".mdl.tmp-" in path.name and path.is_file():
+            if is_temporary(path) and (".mdl.tmp-" in path.name or ".json.tmp-" in path.name) and path.is_file():
                 path.unlink()
                 removed.append(path)
     return removed

@@ -95,8 +95,15 @@ def train(params: Params, mode: str, trainer: Trainer, evaluator, context: DistC
             def on_step(step: int) -> bool:
                 return crossed(run.eval_frequency, step, trainer.train_step.steps_per_call) and evaluate(step)
 
-        if best is not None and best.should_stop():
-            evaluated_at = trainer.step  # stopped early before: nothing left to train or evaluate
+        stopped = evaluated = False
+        if best is not None:  # only the writer reads the record: its answers hold on every rank
+            stopped, evaluated = context.gather_objects((best.should_stop(), best.has_evaluated(trainer.step)))[0]
+        if evaluated:
+            evaluated_at = trainer.step
+        elif not stopped and on_step is not None and resumed is not None and trainer.step > 0:
+            stopped = on_step(trainer.step)  # a run killed while evaluating this step: that evaluation is still due
+        if stopped:
+            evaluated_at = trainer.step  # stopped early: nothing left to train or evaluate
         else:
             trainer.train(on_step)
         if mode == "train_and_eval" and evaluated_at != trainer.step:

@@ -4,20 +4,26 @@ Everything this project writes (checkpoints, params, eval reports, CSV folders, 
 checkpoints) is first written under a temporary name beside its target, flushed to disk, then
 renamed over the target in one ``os.replace``. A crash, a full disk or a kill mid-write leaves the
 previous file untouched and, at worst, a ``.NAME.tmp-*`` file that :func:`is_temporary` recognises.
+A full disk is one :class:`DiskFullError` line naming the file and the file system, however the
+writer reported it (``torch.save`` turns the ``OSError`` of its write into a ``RuntimeError``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, List, Union
+from typing import IO, Any, Iterator, List, Optional, Union
 
-from modelzoo.common.errors import OutputPathError, os_error_reason
+from modelzoo.common.errors import DiskFullError, OutputPathError, os_error_reason
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def temporary_prefix(target: Path) -> str:
@@ -52,9 +58,32 @@ def atomic_file(path: Union[str, Path], mode: str = "w") -> Iterator[IO[Any]]:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except Exception as error:
+        if _disk_full(error) is None:
+            raise
+        raise DiskFullError(f"{path}: no space left on device ({_mount_point(path.parent)}); nothing was replaced") from error
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _disk_full(error: Optional[BaseException]) -> Optional[OSError]:
+    """The full-disk OSError behind ``error``: itself, or what it was raised from or while handling."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _mount_point(folder: Path) -> Path:
+    """The mount point of the file system holding ``folder`` (the "device" a user frees space on)."""
+    folder = folder.resolve()
+    while not os.path.ismount(folder):
+        folder = folder.parent
+    return folder
 
 
 def write_text_atomic(path: Union[str, Path], text: str) -> Path:
@@ -63,8 +92,19 @@ def write_text_atomic(path: Union[str, Path], text: str) -> Path:
     return Path(path)
 
 
+def json_values(payload: Any) -> Any:
+    """``payload`` with every non-finite float as None: JSON has no NaN or Infinity (``json.dumps`` would write them)."""
+    if isinstance(payload, float):
+        return payload if math.isfinite(payload) else None
+    if isinstance(payload, dict):
+        return {key: json_values(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [json_values(value) for value in payload]
+    return payload
+
+
 def write_json_atomic(path: Union[str, Path], payload: Any) -> Path:
-    return write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+    return write_text_atomic(path, json.dumps(json_values(payload), indent=2, allow_nan=False) + "\n")
 
 
 @contextlib.contextmanager
@@ -103,7 +143,7 @@ def replace_folders(staging: Path, output_dir: Path, names: List[str]) -> None:
     if output_dir.is_dir():
         for entry in output_dir.iterdir():
             if entry.name not in names:
-                _link_tree(entry, assembled / entry.name)
+                link_tree(entry, assembled / entry.name)
         shutil.copymode(output_dir, assembled)
     else:
         assembled.chmod(0o755)  # mkdtemp's parent is private; the result is an ordinary folder
@@ -115,7 +155,7 @@ def replace_folders(staging: Path, output_dir: Path, names: List[str]) -> None:
         os.replace(assembled, output_dir)
 
 
-def _link_tree(source: Path, target: Path) -> None:
+def link_tree(source: Path, target: Path) -> None:
     """``source`` again at ``target`` without copying data: hard links (a copy where links are refused)."""
     if source.is_symlink():
         os.symlink(os.readlink(source), target)

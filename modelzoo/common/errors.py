@@ -34,6 +34,10 @@ class OutputPathError(UserError):
     """A place chosen for output cannot be written (read-only, a file where a folder should be...)."""
 
 
+class DiskFullError(OutputPathError):
+    """A write ran out of space (or quota); the file it was replacing is unchanged."""
+
+
 class DataFileError(UserError, ValueError):
     """A problem in a data file, worded ``FILE:LINE: problem``; ``line`` is 1-based, or None for the whole file."""
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from modelzoo.checkpoint.model_dir import eval_figures_file
 from modelzoo.common.atomic import write_json_atomic
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.distributed import DistContext
@@ -89,7 +90,7 @@ def report(results: dict, model_dir: Path, step: int) -> None:
     payload = {key: value for key, value in results.items() if key not in ("scores", "table")}
     if "scores" in results:
         payload["scores"] = results["scores"].to_dict()
-    write_json_atomic(eval_dir / f"metrics_step_{step}.json", payload)
+    write_json_atomic(eval_figures_file(model_dir, step), payload)
     with SummaryWriter(str(eval_dir)) as writer:
         for name, value in payload.items():
             if isinstance(value, float):

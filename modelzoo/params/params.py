@@ -37,6 +37,8 @@ from modelzoo.optim.params import OptimizerParams
 from modelzoo.params.cerebras import CerebrasReport, misplaced_key_message, translate
 from modelzoo.params.cerebras import reference_markdown as cerebras_keys_markdown
 from modelzoo.params.ipu import IPUParams
+from modelzoo.params.yaml_marks import KeyPath, key_marks
+from modelzoo.params.yaml_marks import mark_text as _at
 
 
 @dataclasses.dataclass
@@ -168,34 +170,6 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"),
 )
 
-KeyPath = Tuple[Any, ...]
-
-
-def _marks(node: yaml.Node, prefix: KeyPath = ()) -> Dict[KeyPath, yaml.Mark]:
-    """Where every key and list item sits in the file: ``("optimizer", "learning_rate", 0)`` -> mark.
-
-    A mapping key's mark is where the key is written; a repeated key is an error here, since YAML
-    would silently keep the last one.
-    """
-    marks: Dict[KeyPath, yaml.Mark] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, key_node.value)
-            if path in marks:
-                raise ParamsError(f"{_at(key_node.start_mark)}: '{'.'.join(map(str, path))}' is given twice")
-            marks[path] = key_node.start_mark
-            marks.update(_marks(value_node, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            marks[(*prefix, index)] = item.start_mark
-            marks.update(_marks(item, (*prefix, index)))
-    return marks
-
-
-def _at(mark: yaml.Mark) -> str:
-    return f"{mark.name}:{mark.line + 1}:{mark.column + 1}"
-
-
 def _read_yaml(path: Path) -> Tuple[Any, Dict[KeyPath, yaml.Mark]]:
     """The file's values and the marks of its keys (named after the file, for the messages)."""
     try:
@@ -205,6 +179,7 @@ def _read_yaml(path: Path) -> Tuple[Any, Dict[KeyPath, yaml.Mark]]:
     loader = _Loader(stream)
     try:
         node = loader.get_single_node()
+        marks = key_marks(node) if node is not None else {}  # first: building the values rewrites merges
         values = loader.construct_document(node) if node is not None else {}
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -213,7 +188,7 @@ def _read_yaml(path: Path) -> Tuple[Any, Dict[KeyPath, yaml.Mark]]:
     finally:
         loader.dispose()
         stream.close()
-    return values, (_marks(node) if node is not None else {})
+    return values, marks
 
 
 def _check_known_key(section: str, key: Any, where: str) -> None:

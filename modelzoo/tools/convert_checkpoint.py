@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -29,13 +30,22 @@ from modelzoo.checkpoint.files import (
     MODEL_FILE,
     load_mdl,
     read_checkpoint,
+    require_empty_output_dir,
     write_checkpoint,
 )
-from modelzoo.checkpoint.hf_export import LABEL_VOCAB_FLAG, VOCAB_FLAG, export_hf, find_model_files
+from modelzoo.checkpoint.hf_export import (
+    LABEL_VOCAB_FLAG,
+    VOCAB_FLAG,
+    ModelFiles,
+    export_hf,
+    find_model_files,
+)
 from modelzoo.checkpoint.model_card import is_training_checkpoint
+from modelzoo.checkpoint.model_dir import VOCAB_FILE
 from modelzoo.checkpoint.naming import CS_FORMATS, FORMATS, KeyMappingError, from_canonical, to_canonical
 from modelzoo.checkpoint.onnx_export import INT8_ONNX_FILE, ONNX_FILE, ONNX_FORMAT, export_onnx
 from modelzoo.common.errors import UserError
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.heads import head_names, head_spec
 from modelzoo.heads.spec import head_of_converter_name
 
@@ -94,6 +104,7 @@ def convert(
     ``onnx`` with its labels, tokenizer and model card (:mod:`modelzoo.checkpoint.hf_export`) when it
     is a training checkpoint or its label vocab is at hand (``label_vocab``, else beside ``source``).
     """
+    require_empty_output_dir(Path(output_dir))  # before the source is read: a wrong place fails at once
     state_dict, config = read_checkpoint(source, src_fmt)
     try:
         canonical, dropped = to_canonical(state_dict, src_fmt, drop_unmatched_keys)
@@ -142,10 +153,23 @@ def convert(
     elif tgt_fmt == "hf" and shipped:
         written = export_hf(from_canonical(canonical, "hf"), config, Path(source), output_dir, files, command)
     else:
-        write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir, Path(source))
+        write_checkpoint(from_canonical(canonical, tgt_fmt), config, tgt_fmt, output_dir, Path(source),
+                         add_files=lambda folder: carry_model_files(files, folder))
         written = sorted(path.name for path in output_dir.iterdir())
     report.append(f"wrote {tgt_fmt} to {output_dir}: {', '.join(written)}")
+    if tgt_fmt == "hf" and with_classifier and not shipped:
+        report.append(
+            f"no {LABEL_VOCAB_FILE} beside {source}: config.json names no labels (transformers calls them LABEL_0.."
+            f"LABEL_{config.num_classes - 1}); {LABEL_VOCAB_FLAG} FILE adds them, with the tokenizer and a model card"
+        )
     return report
+
+
+def carry_model_files(files: ModelFiles, folder: Path) -> None:
+    """The label vocab and WordPiece vocab travel with the weights, so the next conversion finds them beside them."""
+    for found, name in ((files.label_vocab, LABEL_VOCAB_FILE), (files.vocab, VOCAB_FILE)):
+        if found is not None:
+            shutil.copyfile(found, folder / name)
 
 
 def _fresh_classifier(config: BertConfig, seed: int) -> Dict[str, torch.Tensor]:
