@@ -73,7 +73,7 @@ def drop_unsure_entities(prediction: Prediction, min_score: float) -> Prediction
     """``prediction`` without the entities scored below ``min_score``; their words' tags become ``O``
     (so JSON, CoNLL and the page agree on what is an entity), their word scores stay the model's.
     Scores are compared as written (rounded), so a threshold read off an output keeps the entities showing it."""
-    kept = [entity for entity in prediction.entities if _rounded(entity.score) >= min_score]
+    kept = [entity for entity in prediction.entities if rounded_score(entity.score) >= min_score]
     if len(kept) == len(prediction.entities):
         return prediction
     tags = [OUTSIDE_TAG] * len(prediction.tags)
@@ -82,7 +82,8 @@ def drop_unsure_entities(prediction: Prediction, min_score: float) -> Prediction
     return replace(prediction, tags=tags, entities=kept)
 
 
-def _rounded(score: float) -> float:
+def rounded_score(score: float) -> float:
+    """A probability as every output writes it (``SCORE_DECIMALS`` decimals)."""
     return round(float(score), SCORE_DECIMALS)
 
 
@@ -94,7 +95,7 @@ def to_json_line(prediction: Prediction) -> str:
         "words": [word.text for word in prediction.words],
         "word_offsets": [[word.start, word.end] for word in prediction.words],
         "tags": prediction.tags,
-        "word_scores": [_rounded(score) for score in prediction.word_scores],
+        "word_scores": [rounded_score(score) for score in prediction.word_scores],
         "entities": [
             {
                 "type": entity.type,
@@ -103,7 +104,7 @@ def to_json_line(prediction: Prediction) -> str:
                 "end": entity.end,
                 "start_word": entity.start_word,
                 "end_word": entity.end_word,
-                "score": _rounded(entity.score),
+                "score": rounded_score(entity.score),
             }
             for entity in prediction.entities
         ],
@@ -116,8 +117,8 @@ def classification_json_line(classification: Classification) -> str:
         "line": classification.line,
         "text": classification.text,
         "label": classification.label,
-        "score": _rounded(classification.score),
-        "scores": {label: _rounded(score) for label, score in classification.scores.items()},
+        "score": rounded_score(classification.score),
+        "scores": {label: rounded_score(score) for label, score in classification.scores.items()},
     }
     return json.dumps(record, ensure_ascii=False)
 
@@ -128,7 +129,7 @@ def to_conll_block(prediction: Prediction, with_scores: bool = False) -> str:
     ``with_scores`` adds each tag's probability as a third column (which that reader does not take)."""
     if with_scores:
         rows = (
-            f"{word.text}\t{tag}\t{_rounded(score)}\n"
+            f"{word.text}\t{tag}\t{rounded_score(score)}\n"
             for word, tag, score in zip_strict(prediction.words, prediction.tags, prediction.word_scores)
         )
     else:

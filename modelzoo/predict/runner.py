@@ -37,6 +37,15 @@ from modelzoo.data.raw_words import split_words
 from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_label_vocab
 from modelzoo.params.params import Params
+from modelzoo.predict.annotation_formats import (
+    ANNOTATION_FORMATS,
+    DEFAULT_FROM_NAME,
+    DEFAULT_TO_NAME,
+    DOCCANO,
+    LABELSTUDIO,
+    LabelStudioList,
+    doccano_json_line,
+)
 from modelzoo.predict.classifier import SentenceClassifier
 from modelzoo.predict.html_page import MAX_PAGE_LINES, render_classification_page, render_page
 from modelzoo.predict.input_lines import (
@@ -82,13 +91,15 @@ class PredictOptions:
     resume: bool = False
     chunk_lines: int = CHUNK_LINES
     html_max_lines: int = MAX_PAGE_LINES
+    ls_from_name: Optional[str] = None
+    ls_to_name: Optional[str] = None
 
 
 def check_options(options: PredictOptions, head: str) -> None:
     """Options that mean nothing for ``head`` or for the other options given: one error line, before any work."""
     token_only = {
         "--pretokenized": options.pretokenized,
-        "--output_format conll": options.output_format == "conll",
+        f"--output_format {options.output_format}": options.output_format in ("conll", *ANNOTATION_FORMATS),
         "--min_entity_score": options.min_entity_score is not None,
         "--conll_scores": options.conll_scores,
     }
@@ -105,6 +116,11 @@ def check_options(options: PredictOptions, head: str) -> None:
         raise ParamsError(f"--min_entity_score {options.min_entity_score}: a probability, between 0 and 1")
     if options.resume and not options.output:
         raise ParamsError("--resume: continues an --output FILE (stdout cannot be continued)")
+    if (options.ls_from_name or options.ls_to_name) and options.output_format != LABELSTUDIO:
+        raise ParamsError("--ls_from_name, --ls_to_name: only for --output_format labelstudio")
+    if options.resume and options.output_format == LABELSTUDIO:
+        raise ParamsError("--resume: --output_format labelstudio is one JSON list, closed at the end, and cannot be "
+                          "continued; doccano and jsonl outputs can")
     if options.resume and options.output_html:
         raise ParamsError("--resume: cannot rebuild --output_html for the lines predicted before; make the page in its own run")
     if options.chunk_lines < 1 or options.html_max_lines < 1:
@@ -213,6 +229,9 @@ class EntityPredictor:
     def __init__(self, tagger: WordTagger, options: PredictOptions) -> None:
         self.tagger, self.options = tagger, options
         self.entities = 0
+        self.tasks = None
+        if options.output_format == LABELSTUDIO:
+            self.tasks = LabelStudioList(options.ls_from_name or DEFAULT_FROM_NAME, options.ls_to_name or DEFAULT_TO_NAME)
 
     def predict(self, lines: List[NumberedLine]) -> List[Prediction]:
         predictions = predict_numbered(self.tagger, lines, self.options.pretokenized)
@@ -224,7 +243,14 @@ class EntityPredictor:
     def render(self, prediction: Prediction) -> str:
         if self.options.output_format == "conll":
             return to_conll_block(prediction, self.options.conll_scores)
+        if self.options.output_format == DOCCANO:
+            return doccano_json_line(prediction) + "\n"
+        if self.tasks is not None:
+            return self.tasks.render(prediction)
         return to_json_line(prediction) + "\n"
+
+    def closing(self) -> str:
+        return self.tasks.closing() if self.tasks is not None else ""
 
     def holds_record(self, line: str) -> bool:
         return bool(split_words(line, self.options.pretokenized))
@@ -274,6 +300,10 @@ class LabelPredictor:
     @staticmethod
     def render(classification: Classification) -> str:
         return classification_json_line(classification) + "\n"
+
+    @staticmethod
+    def closing() -> str:
+        return ""
 
     def summary(self) -> str:
         return ", ".join(f"{count} {label}" for label, count in sorted(self.labels.items())) or "no labels"
@@ -363,6 +393,8 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
             return_freed_memory()
             progress.update(len(chunk))
             progress.set_postfix_str(f"{done / (time.perf_counter() - started):.0f} {predictor.kind}/s", refresh=False)
+        if predictor.closing():
+            output.write(predictor.closing())
     finally:
         progress.close()
         output.close()
