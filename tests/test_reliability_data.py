@@ -111,7 +111,7 @@ def test_a_classifier_folder_without_train_needs_the_label_set(tmp_path, tiny_vo
     raw.mkdir()
     shutil.copy(TEST_DATA / "classifier" / "dev.tsv", raw / "dev.tsv")
     assert classifier_main(raw, tiny_vocab, tmp_path / "out") == 2
-    assert "no train.tsv: the train split defines the label set; give --labels" in one_error(capsys)
+    assert "no train split: the train split defines the label set; give --labels" in one_error(capsys)
     assert classifier_main(raw, tiny_vocab, tmp_path / "out", "--labels", "0,1") == 0
 
 
