@@ -26,6 +26,7 @@ from data_processing.hf_tables import (
     saved_split_names,
 )
 from data_processing.ner_raw import SPLIT_OF_STEM, SPLIT_ORDER
+from data_processing.ner_sources import SplitSource
 from modelzoo.common.errors import DataFileError
 from modelzoo.common.strings import remove_suffix
 from modelzoo.data.text_files import read_utf8_text
@@ -54,23 +55,15 @@ class RawSplit:
     places: List[Where] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class ClassifierSource:
-    name: str
-    path: Path
-    file_format: str
-    saved_split: Optional[str] = None
-
-
-def find_classifier_splits(data_dir: Path, file_format: Optional[str] = None) -> List[ClassifierSource]:
+def find_classifier_splits(data_dir: Path, file_format: Optional[str] = None) -> List[SplitSource]:
     """The splits of ``data_dir`` in train, dev, test order."""
     if not data_dir.is_dir():
         raise DataFileError(data_dir, None, "data directory not found")
-    found: Dict[str, ClassifierSource] = {}
+    found: Dict[str, SplitSource] = {}
     if file_format in (None, HF) and is_saved_dataset(data_dir):
         for name in saved_split_names(data_dir):
             if name in SPLIT_OF_STEM:
-                found[SPLIT_OF_STEM[name]] = ClassifierSource(SPLIT_OF_STEM[name], data_dir / name, HF, name)
+                found[SPLIT_OF_STEM[name]] = SplitSource(SPLIT_OF_STEM[name], data_dir / name, HF, name)
     else:
         suffixes = SUFFIXES[file_format] if file_format else tuple(FORMAT_OF_SUFFIX)
         for path in sorted(data_dir.iterdir()):
@@ -79,14 +72,14 @@ def find_classifier_splits(data_dir: Path, file_format: Optional[str] = None) ->
                 continue
             if split in found:
                 raise DataFileError(path, None, f"two files for the {split} split: {found[split].path.name} and {path.name}")
-            found[split] = ClassifierSource(split, path, file_format or FORMAT_OF_SUFFIX[path.suffix])
+            found[split] = SplitSource(split, path, file_format or FORMAT_OF_SUFFIX[path.suffix])
     if not found:
         raise DataFileError(data_dir, None, f"no train, dev, test files ending in {', '.join(SUFFIXES[file_format or TSV])} found"
                             if file_format in (None, TSV) else f"no train, dev, test {file_format} files found")
     return [found[split] for split in SPLIT_ORDER if split in found]
 
 
-def read_split(source: ClassifierSource, columns: ClassifierColumns) -> RawSplit:
+def read_split(source: SplitSource, columns: ClassifierColumns) -> RawSplit:
     """The examples of one split, every one checked; DataFileError on the first problem."""
     if source.file_format == HF:
         return _read_hf(source, columns)
@@ -174,7 +167,7 @@ def _jsonl_rows(path: Path) -> Iterator[Tuple[Where, List[str], Dict[str, Any]]]
         yield number, list(record), record
 
 
-def _read_hf(source: ClassifierSource, columns: ClassifierColumns) -> RawSplit:
+def _read_hf(source: SplitSource, columns: ClassifierColumns) -> RawSplit:
     path = source.path.parent if source.saved_split else source.path
     with opened_table(path, source.saved_split) as (table, where):
         text_columns = _text_columns(where, None, list(table.column_names), columns)  # type: ignore[arg-type]
