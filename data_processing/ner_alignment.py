@@ -80,11 +80,10 @@ class AlignmentOptions:
 class SpanAligner:
     """Turns span records into sentences of IOB2-tagged words, checking and counting as it goes."""
 
-    def __init__(self, options: AlignmentOptions) -> None:
+    def __init__(self, options: AlignmentOptions, counts: SpanCounts) -> None:
         if options.span_alignment not in SPAN_ALIGNMENTS or options.overlapping not in OVERLAPPING:
             raise ValueError(f"unknown alignment options {options}")
-        self.options = options
-        self.counts = SpanCounts()
+        self.options, self.counts = options, counts
 
     def sentence(self, record: SpanRecord, known_labels: Optional[Set[str]] = None, source: str = "") -> Sentence:
         """The record's words and IOB2 tags; ``known_labels`` (IOB2 labels, None: any) is named ``source`` in errors."""

@@ -31,10 +31,11 @@ def read_brat_records(folder: Path, counts: SpanCounts) -> Iterator[SpanRecord]:
     """A record per document of ``folder``, in name order; a ``.txt`` without its ``.ann`` or the reverse is an error."""
     texts = {path.stem: path for path in folder.glob(f"*{TEXT_SUFFIX}")}
     annotations = {path.stem: path for path in folder.glob(f"*{ANNOTATION_SUFFIX}")}
-    for stem in sorted(texts.keys() ^ annotations.keys()):
-        lone = texts.get(stem) or annotations[stem]
+    unpaired = sorted(texts.keys() ^ annotations.keys())
+    if unpaired:
+        lone = texts.get(unpaired[0]) or annotations[unpaired[0]]
         other = ANNOTATION_SUFFIX if lone.suffix == TEXT_SUFFIX else TEXT_SUFFIX
-        raise DataFileError(lone, None, f"no {stem}{other} beside it (BRAT pairs NAME.txt with NAME.ann)")
+        raise DataFileError(lone, None, f"no {lone.stem}{other} beside it (BRAT pairs NAME.txt with NAME.ann)")
     if not texts:
         raise DataFileError(folder, None, "no NAME.txt + NAME.ann documents")
     for stem in sorted(texts):

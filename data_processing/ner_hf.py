@@ -48,17 +48,19 @@ class HfSplit:
         """Every tag the split uses (the ``ClassLabel`` names where the column has them)."""
         if self.names is not None:
             return set(self.names)
-        return {tag for sentence in self.sentences() for tag in sentence.labels}
+        return {tag for sentence in self.sentences(SpanCounts()) for tag in sentence.labels}
 
-    def sentences(self) -> Iterator[Sentence]:
+    def sentences(self, counts: Optional[SpanCounts] = None) -> Iterator[Sentence]:
+        """The rows as sentences; the rows not used are counted in ``counts`` (the split's by default)."""
+        counts = self.counts if counts is None else counts
         for index, row in enumerate(rows(self.table, [self.columns.tokens, self.columns.tags])):
             where = f"row {index}"
             words, tags = self._cell(where, row, self.columns.tokens), self._cell(where, row, self.columns.tags)
             if words == [DOCSTART]:
-                self.counts.not_used["-DOCSTART- rows (document markers)"] += 1
+                counts.not_used["-DOCSTART- rows (document markers)"] += 1
                 continue
             if not words:
-                self.counts.not_used["rows without words"] += 1
+                counts.not_used["rows without words"] += 1
                 continue
             if len(words) != len(tags):
                 raise DataFileError(self.where, where, f"{len(words)} words but {len(tags)} tags")

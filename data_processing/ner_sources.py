@@ -64,7 +64,7 @@ def find_splits(data_dir: Union[str, Path], file_format: Optional[str] = None) -
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DataFileError(folder, None, "data folder not found")
-    if file_format not in (None, HF, BRAT, *COLUMN_FORMATS, JSONL, LABELSTUDIO):
+    if file_format not in (None, *FORMATS):
         raise ValueError(f"unknown format {file_format!r}; expected one of {FORMATS}")
     if file_format in (None, HF) and is_saved_dataset(folder):
         found = {}
@@ -134,8 +134,7 @@ class SplitReader:
             self._hf = HfSplit(source.path.parent if source.saved_split else source.path, source.saved_split,
                                options.columns, self.counts)
         else:
-            self._aligner = SpanAligner(options.alignment)
-            self._aligner.counts = self.counts
+            self._aligner = SpanAligner(options.alignment, self.counts)
 
     @property
     def has_tags(self) -> bool:

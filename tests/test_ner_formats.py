@@ -205,10 +205,13 @@ def test_hf_saved_dataset_dict_with_class_labels_and_string_tag_files(tmp_path, 
     assert word_labels(tmp_path / "out/dev", tiny_vocab) == [["B-PER", "I-PER", "O", "B-LOC"]]
     (tmp_path / "files").mkdir()
     table.to_parquet(str(tmp_path / "files" / "train.parquet"))
-    (tmp_path / "files" / "dev.jsonl").write_text(jsonl({"words": ["Annan"], "tags": ["S-PER"]}))
+    (tmp_path / "files" / "dev.jsonl").write_text(jsonl({"words": ["-DOCSTART-"], "tags": ["O"]}, {"words": ["Annan"], "tags": ["S-PER"]}))
     (tmp_path / "files" / "test.csv").write_text("words,tags\n\"['Annan' 'spoke']\",\"['S-PER' 'O']\"\n")
     assert [s.file_format for s in find_splits(tmp_path / "files")] == ["hf", "hf", "hf"]
-    convert(tmp_path / "files", tiny_vocab, tmp_path / "out_files", read_options=ReadOptions(columns=_columns("words", "tags")))
+    summary = convert(tmp_path / "files", tiny_vocab, tmp_path / "out_files",
+                      read_options=ReadOptions(columns=_columns("words", "tags")))
+    assert [dict(split.counts.not_used) for split in summary.splits] == [
+        {"-DOCSTART- rows (document markers)": 1}] * 2 + [{}]
     assert word_labels(tmp_path / "out_files/train", tiny_vocab) == [["B-PER", "I-PER", "O", "B-LOC"]]
     assert word_labels(tmp_path / "out_files/dev", tiny_vocab) == [["B-PER"]]
     assert word_labels(tmp_path / "out_files/test", tiny_vocab) == [["B-PER", "O"]]
