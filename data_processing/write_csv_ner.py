@@ -35,7 +35,7 @@ from data_processing.ner_jsonl import SPAN_LIST_KEYS
 from data_processing.ner_raw import Sentence, check_labels_known, strip_entity_type
 from data_processing.ner_sources import FORMATS, ReadOptions, SplitReader, find_splits
 from data_processing.ner_split_writer import SplitRows
-from data_processing.ner_tag_schemes import IOB1, IOB2, TAG_SCHEMES, TagConverter, detect_scheme
+from data_processing.ner_tag_schemes import IOB1, TAG_SCHEMES, TagConverter, detect_scheme
 from data_processing.output_folder import check_output_dir, check_output_place, publishing
 from modelzoo.common.atomic import write_json_atomic
 from modelzoo.common.errors import DataFileError, UserError
@@ -84,7 +84,7 @@ class ConversionSummary:
     label2id: Dict[str, int]
     splits: List[SplitSummary]
     seconds: float
-    tag_scheme: str = IOB2
+    tag_scheme: Optional[str] = None  # None: no split holds tags (the span formats)
     scheme_detected: bool = True
     tags_rewritten: int = 0
 
@@ -166,8 +166,8 @@ def convert(
     finally:
         for reader in readers:
             reader.close()
-    return ConversionSummary(output_dir, label2id, summaries, time.perf_counter() - started, scheme,
-                             tag_scheme is None, converter.rewritten)
+    return ConversionSummary(output_dir, label2id, summaries, time.perf_counter() - started,
+                             scheme if tag_sets else None, tag_scheme is None, converter.rewritten)
 
 
 def _write_split(
@@ -248,7 +248,7 @@ def format_summary(summary: ConversionSummary) -> str:
     for split in summary.splits:
         rows.append(f"{split.name} entities: {_counted(split.entities) or 'none'}")
         rows.extend(f"{split.name} {line}" for line in _annotation_lines(split.counts))
-    if summary.tags_rewritten or not summary.scheme_detected:
+    if summary.tag_scheme is not None and (summary.tags_rewritten or not summary.scheme_detected):
         how = "detected" if summary.scheme_detected else "given"
         rows.append(f"tag scheme {summary.tag_scheme} ({how}): {summary.tags_rewritten} tags rewritten to IOB2")
     rows.append(f"labels ({len(summary.label2id)}): {' '.join(summary.label2id)}")
