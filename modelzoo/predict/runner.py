@@ -229,7 +229,7 @@ class EntityPredictor:
     def __init__(self, tagger: WordTagger, options: PredictOptions) -> None:
         self.tagger, self.options = tagger, options
         self.entities = 0
-        self.tasks = None
+        self.tasks: Optional[LabelStudioList] = None  # the open JSON list of --output_format labelstudio
         if options.output_format == LABELSTUDIO:
             self.tasks = LabelStudioList(options.ls_from_name or DEFAULT_FROM_NAME, options.ls_to_name or DEFAULT_TO_NAME)
 
