@@ -1,6 +1,7 @@
 """Raw NER files -> sentences of (word, label), with every problem reported as ``FILE:LINE: problem``.
 
-Two layouts are read: BLURB (``word<TAB>label``) and CoNLL-2003 (``word POS chunk NER``, whose
+The :class:`Sentence` here is what every reader hands the CSV writer (the record formats name a
+record instead of a line). Two column layouts are read here: BLURB (``word<TAB>label``) and CoNLL-2003 (``word POS chunk NER``, whose
 ``-DOCSTART-`` lines are document markers, not words). A blank line ends a sentence in both. Lines are
 split on ``\\n`` only (a trailing ``\\r`` is dropped, so CRLF files read like LF files): Python's
 ``splitlines`` would also break on characters such as U+2028 that can occur inside a word and would
@@ -12,10 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from modelzoo.common.errors import DataFileError
-from modelzoo.common.iteration import zip_strict
 from modelzoo.data.text_files import read_utf8_text
 
 BLURB = "blurb"
@@ -24,44 +24,32 @@ FORMATS = (BLURB, CONLL)
 COLUMNS = {BLURB: 2, CONLL: 4}
 DOCSTART = "-DOCSTART-"
 
-# Raw file stem -> output split folder name; CoNLL calls its dev split "valid", BLURB "devel".
-SPLIT_OF_STEM = {"train": "train", "dev": "dev", "devel": "dev", "valid": "dev", "test": "test"}
+# Raw file stem -> output split folder name; CoNLL calls its dev split "valid", BLURB "devel",
+# Hugging Face "validation".
+SPLIT_OF_STEM = {"train": "train", "dev": "dev", "devel": "dev", "valid": "dev", "validation": "dev", "test": "test"}
 SPLIT_ORDER = ("train", "dev", "test")
-RAW_SUFFIXES = (".tsv", ".txt")
 
-IOB_LABEL = re.compile(r"O|[BI](-\S+)?")
+# A tag of any scheme ner_tag_schemes reads (IOB, BIOES, BILOU); which scheme holds is decided there.
+SCHEME_TAG = re.compile(r"O|[BIESLU](-\S+)?")
 
 
 @dataclass
 class Sentence:
-    """One raw sentence; its words sit on consecutive lines starting at ``first_line`` (1-based)."""
+    """One raw sentence; its words sit on consecutive lines starting at ``first_line`` (1-based), or,
+    for the record formats (``record`` set: ``row 3``, ``task 2 (id 7)``...), they come from one record."""
 
     words: List[str]
     labels: List[str]
     first_line: int
+    record: Optional[str] = None
 
     def line_of(self, word_index: int) -> int:
         """The line of the raw file holding word ``word_index``."""
         return self.first_line + word_index
 
-
-def find_split_files(data_dir: Union[str, Path]) -> Dict[str, Path]:
-    """Split name (train/dev/test) -> raw file in ``data_dir``; other files in the folder are ignored."""
-    folder = Path(data_dir)
-    if not folder.is_dir():
-        raise DataFileError(folder, None, "data folder not found")
-    found: Dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        split = SPLIT_OF_STEM.get(path.stem)
-        if split is None or path.suffix not in RAW_SUFFIXES or not path.is_file():
-            continue
-        if split in found:
-            raise DataFileError(path, None, f"two files for the {split} split: {found[split].name} and {path.name}")
-        found[split] = path
-    if not found:
-        stems = "/".join(SPLIT_OF_STEM)
-        raise DataFileError(folder, None, f"no split files found (expected {stems} with .tsv or .txt)")
-    return {split: found[split] for split in SPLIT_ORDER if split in found}
+    def where(self, word_index: int) -> Union[int, str]:
+        """What an error about word ``word_index`` names after the file: its line, or its record."""
+        return self.line_of(word_index) if self.record is None else self.record
 
 
 def read_split_file(path: Union[str, Path], file_format: Optional[str] = None) -> Tuple[List[Sentence], str]:
@@ -103,9 +91,9 @@ def read_split_file(path: Union[str, Path], file_format: Optional[str] = None) -
         if not word:
             raise DataFileError(path, number, "empty word")
         if label not in valid_labels:
-            if not IOB_LABEL.fullmatch(label):
+            if not SCHEME_TAG.fullmatch(label):
                 raise DataFileError(
-                    path, number, f"label {label!r} is not in the IOB scheme (O, B, I, B-TYPE or I-TYPE)"
+                    path, number, f"label {label!r} is not a tag (O, or B/I/E/S/L/U alone or with -TYPE)"
                 )
             valid_labels.add(label)
         if not words:
@@ -141,42 +129,12 @@ def strip_entity_type(label: str) -> str:
     return label.split("-", 1)[0]
 
 
-def check_labels_known(path: Path, sentences: List[Sentence], known_labels: Union[Set[str], Dict[str, int]]) -> None:
-    """Fail at the first word whose label the label vocab (built from train) does not hold."""
+def check_labels_known(
+    path: Path, sentences: Iterable[Sentence], known_labels: Union[Set[str], Dict[str, int]],
+    source: str = "the train split",
+) -> None:
+    """Fail at the first word whose label ``known_labels`` (the train split's, or ``source``'s) does not hold."""
     for sentence in sentences:
         for word_index, label in enumerate(sentence.labels):
             if label not in known_labels:
-                raise DataFileError(
-                    path, sentence.line_of(word_index), f"label {label!r} never occurs in the train split"
-                )
-
-
-def _begins_with_inside(previous: str, label: str) -> bool:
-    """An ``I`` label that continues no entity of its type: IOB1 writes entity starts that way."""
-    return label.startswith("I") and (previous == "O" or previous[2:] != label[2:])
-
-
-def check_iob2(path: Path, sentences: List[Sentence]) -> None:
-    """Fail at the first entity that begins with ``I-`` (IOB1, or broken IOB2): it would train as a continuation."""
-    for sentence in sentences:
-        for word_index, label in enumerate(sentence.labels):
-            if _begins_with_inside(sentence.labels[word_index - 1] if word_index else "O", label):
-                raise DataFileError(
-                    path,
-                    sentence.line_of(word_index),
-                    f"label {label!r} begins an entity: the file is IOB1 (or broken IOB2), this project reads "
-                    "IOB2; --convert_iob1 turns every entity-starting I- into B-",
-                )
-
-
-def iob1_to_iob2(sentences: List[Sentence]) -> int:
-    """IOB1 -> IOB2 in place: every ``I`` label that begins an entity becomes ``B``; returns how many changed."""
-    changed = 0
-    for sentence in sentences:
-        original = sentence.labels
-        sentence.labels = [
-            "B" + label[1:] if _begins_with_inside(original[index - 1] if index else "O", label) else label
-            for index, label in enumerate(original)
-        ]
-        changed += sum(old != new for old, new in zip_strict(original, sentence.labels))
-    return changed
+                raise DataFileError(path, sentence.where(word_index), f"label {label!r} never occurs in {source}")

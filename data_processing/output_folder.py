@@ -20,13 +20,18 @@ from modelzoo.common.errors import DataFileError, os_error_reason
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, read_meta
 
 
-def check_output_dir(output_dir: Path, splits: List[str], overwrite: bool) -> None:
-    """Raise DataFileError if ``output_dir`` cannot hold the splits, or would lose files without ``overwrite``."""
+def check_output_place(output_dir: Path) -> None:
+    """Raise DataFileError if ``output_dir`` cannot be a folder (it, or a folder above it, is a file)."""
     for folder in (output_dir, *output_dir.parents):
         if folder.exists():
             if not folder.is_dir():
                 raise DataFileError(output_dir, None, f"cannot be the output folder: {folder} is a file")
             break
+
+
+def check_output_dir(output_dir: Path, splits: List[str], overwrite: bool) -> None:
+    """Raise DataFileError if ``output_dir`` cannot hold the splits, or would lose files without ``overwrite``."""
+    check_output_place(output_dir)
     occupied = [split for split in splits if (output_dir / split).exists() and _holds_files(output_dir / split)]
     if occupied and not overwrite:
         first = output_dir / occupied[0]

@@ -1,14 +1,16 @@
-"""GLUE-style TSV (SST-2 ``sentence<TAB>label``, or sentence pairs) -> classifier CSV folders.
+"""Sentence (or sentence-pair) classification data -> classifier CSV folders.
 
 Usage::
 
     python data_processing/write_csv_classifier.py --data_dir RAW --vocab_file VOCAB \
-        --output_dir CSV [--do_lower_case] [--max_seq_length 128] [--labels 0,1]
+        --output_dir CSV [--do_lower_case] [--max_seq_length 128] [--labels 0,1] [--format {tsv,csv,jsonl,hf}]
 
-Input: ``RAW/{train,dev,test}.tsv`` (those present; train required unless ``--labels`` is given), a header line naming the
-columns, one example per line. Text columns: ``sentence`` (single sentences, SST-2) or
-``sentence1`` + ``sentence2`` (pairs: RTE, MRPC-style files); ``label`` is required; other columns
-(such as ``index``) are ignored. CRLF line ends are accepted. No quoting: GLUE TSVs do not quote.
+Input (``data_processing/classifier_raw.py``): the train, dev and test splits of RAW (those
+present; train required unless ``--labels`` is given) as GLUE-style TSV (a header line naming the
+columns, one example per line, no quoting, CRLF accepted), CSV, JSON lines or a Hugging Face
+dataset. Text columns: ``sentence`` (single sentences, SST-2), ``sentence1`` + ``sentence2``
+(pairs: RTE, MRPC-style files), ``text``, or ``--text_column`` (``--text_pair_column``); the label
+is ``--label_column`` (``label``); other columns (such as ``index``) are ignored.
 
 Output, per split, ``CSV/<split>/``:
 
@@ -39,84 +41,28 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from transformers import BertTokenizerFast
-
+from data_processing.classifier_raw import (
+    FORMATS,
+    ClassifierColumns,
+    RawSplit,
+    find_classifier_splits,
+    read_split,
+)
 from data_processing.output_folder import check_output_dir, publishing
 from modelzoo.common.errors import DataFileError, UserError
 from modelzoo.common.iteration import zip_strict
-from modelzoo.common.strings import remove_suffix
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE
-from modelzoo.data.text_files import read_utf8_text
-from modelzoo.data.vocab import read_vocab
+from modelzoo.data.wordpiece import bert_tokenizer
 
-SPLITS = ("train", "dev", "test")
 TEXT_COLUMN_SETS = (("sentence1", "sentence2"), ("sentence",))
 CSV_COLUMNS = ("input_ids", "token_type_ids", "labels")
 
 
-@dataclass
-class RawSplit:
-    """The examples of one TSV file: texts (one or two per example), labels, and their line numbers."""
-
-    texts: List[Tuple[str, ...]]
-    labels: List[str]
-    line_numbers: List[int]
-
-
-def read_tsv(path: Path) -> RawSplit:
-    """Parse one GLUE-style TSV, checking every line; raises DataFileError on the first problem."""
-    lines = read_utf8_text(path, "TSV file").split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    lines = [remove_suffix(line, "\r") for line in lines]
-    if not any(line.strip() for line in lines):
-        raise DataFileError(path, 1, "empty file (expected a header line such as 'sentence<TAB>label')")
-    header = lines[0].split("\t")
-    text_columns = next((cols for cols in TEXT_COLUMN_SETS if set(cols) <= set(header)), None)
-    if text_columns is None or "label" not in header:
-        raise DataFileError(
-            path, 1, f"header {header} must name 'label' and 'sentence' (or 'sentence1' and 'sentence2')"
-        )
-    text_positions = [header.index(column) for column in text_columns]
-    label_position = header.index("label")
-    raw = RawSplit(texts=[], labels=[], line_numbers=[])
-    for line_number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            raise DataFileError(path, line_number, "blank line (one example per line, no blank lines)")
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise DataFileError(
-                path,
-                line_number,
-                f"expected {len(header)} tab-separated columns ({', '.join(header)}), found {len(fields)}",
-            )
-        texts = tuple(fields[position].strip() for position in text_positions)
-        if not all(texts):
-            raise DataFileError(path, line_number, f"empty text in column(s) {', '.join(text_columns)}")
-        raw.texts.append(texts)
-        raw.labels.append(fields[label_position].strip())
-        raw.line_numbers.append(line_number)
-    if not raw.texts:
-        raise DataFileError(path, 1, "no examples after the header line")
-    return raw
-
-
-def load_tokenizer(vocab_file: Path, do_lower_case: bool) -> BertTokenizerFast:
-    """A WordPiece tokenizer for ``vocab_file``, checked (by ``read_vocab``) to hold BERT's special tokens.
-
-    Both ``vocab=`` and ``vocab_file=``: transformers 5.x reads the first (the second alone silently builds
-    a 5-token vocabulary), transformers 4.x (the IPU environment's, requirements-ipu.txt) the second.
-    """
-    read_vocab(vocab_file)
-    return BertTokenizerFast(vocab=str(vocab_file), vocab_file=str(vocab_file), do_lower_case=do_lower_case)
-
-
 def encode(
-    raw: RawSplit, tokenizer: BertTokenizerFast, max_seq_length: int
+    raw: RawSplit, tokenizer: Any, max_seq_length: int
 ) -> Tuple[List[List[int]], List[List[int]], int]:
     """WordPiece ids and token types per example, and how many examples had to be truncated."""
     encoded = tokenizer(*zip_strict(*raw.texts))
@@ -152,30 +98,29 @@ def write_split(
 
 def convert(
     data_dir: Path, vocab_file: Path, output_dir: Path, *, do_lower_case: bool, max_seq_length: int,
-    labels: Optional[List[str]], examples_per_shard: int, overwrite: bool = False,
+    labels: Optional[List[str]], examples_per_shard: int, overwrite: bool = False, file_format: Optional[str] = None,
+    columns: Optional[ClassifierColumns] = None,
 ) -> Dict[str, int]:
     """Read, check and write every split present; returns examples written per split.
 
     The label set is ``labels`` if given, else the sorted labels of the train split (without either,
     refused). Raises DataFileError before anything changes at ``output_dir``.
     """
-    if not data_dir.is_dir():
-        raise DataFileError(data_dir, None, "data directory not found")
-    present = [split for split in SPLITS if (data_dir / f"{split}.tsv").is_file()]
-    if not present:
-        raise DataFileError(data_dir, None, f"no {', '.join(s + '.tsv' for s in SPLITS)} found")
+    sources = find_classifier_splits(data_dir, file_format)
+    present = [source.name for source in sources]
     if "train" not in present and labels is None:
         raise DataFileError(
-            data_dir, None, "no train.tsv: the train split defines the label set; give --labels to convert the others alone"
+            data_dir, None, "no train split: the train split defines the label set; give --labels to convert the others alone"
         )
-    tokenizer = load_tokenizer(vocab_file, do_lower_case)
-    raw_splits = {split: read_tsv(data_dir / f"{split}.tsv") for split in present}
+    tokenizer = bert_tokenizer(vocab_file, do_lower_case)
+    raw_splits = {source.name: read_split(source, columns or ClassifierColumns()) for source in sources}
     label_list = labels if labels is not None else sorted(set(raw_splits["train"].labels))
     label2id = {label: index for index, label in enumerate(label_list)}
-    for split, raw in raw_splits.items():
-        for label, line_number in zip_strict(raw.labels, raw.line_numbers):
+    for source in sources:
+        raw = raw_splits[source.name]
+        for label, place in zip_strict(raw.labels, raw.places):
             if label not in label2id:
-                raise DataFileError(data_dir / f"{split}.tsv", line_number, f"label {label!r} not in the label set {label_list}")
+                raise DataFileError(source.path, place, f"label {label!r} not in the label set {label_list}")
     check_output_dir(output_dir, present, overwrite)
 
     written = {}
@@ -192,7 +137,16 @@ def convert(
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", type=Path, required=True, help="folder with train.tsv / dev.tsv / test.tsv")
+    parser.add_argument("--data_dir", type=Path, required=True,
+                        help="folder with the train / dev / test splits (.tsv, .csv, .jsonl, .parquet, or a saved DatasetDict)")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="tsv (GLUE, unquoted), csv, jsonl (one object a line), hf (datasets: a saved DatasetDict, or "
+                        "parquet/json/csv files); detected from the folder and the suffixes if not given")
+    parser.add_argument("--text_column", help="the text column (default: sentence1 + sentence2, sentence or text, the "
+                        "first present)")
+    parser.add_argument("--text_pair_column", help="the second text of a pair (with --text_column)")
+    parser.add_argument("--label_column", default="label", help="the label column: names, or integers (named by a "
+                        "ClassLabel feature where the dataset has one)")
     parser.add_argument("--vocab_file", type=Path, required=True, help="BERT WordPiece vocab.txt")
     parser.add_argument("--output_dir", type=Path, required=True, help="gets one sub-folder per split")
     parser.add_argument("--do_lower_case", action="store_true", help="lower-case before WordPiece (uncased vocab)")
@@ -208,6 +162,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.text_pair_column and not args.text_column:
+        print("error: --text_pair_column needs --text_column (the first text of the pair)", file=sys.stderr)
+        return 2
     if args.max_seq_length < 3 or args.examples_per_shard < 1:
         print("error: --max_seq_length must be at least 3 and --examples_per_shard at least 1", file=sys.stderr)
         return 2
@@ -215,7 +172,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         convert(
             args.data_dir, args.vocab_file, args.output_dir, do_lower_case=args.do_lower_case,
             max_seq_length=args.max_seq_length, labels=args.labels,
-            examples_per_shard=args.examples_per_shard, overwrite=args.overwrite,
+            examples_per_shard=args.examples_per_shard, overwrite=args.overwrite, file_format=args.format,
+            columns=ClassifierColumns(args.text_column, args.text_pair_column, args.label_column),
         )
     except UserError as error:  # bad input, or an output place that cannot be written
         print(f"error: {error}", file=sys.stderr)

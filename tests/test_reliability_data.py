@@ -107,12 +107,13 @@ def test_iob1_input_is_refused_naming_the_line_or_converted_on_request(tmp_path,
     (raw / "train.tsv").write_text(IOB1, encoding="utf-8")
     assert ner_main(raw, tiny_vocab, tmp_path / "out") == 2
     error = one_error(capsys)
-    assert "train.tsv:1: label 'I-MISC' begins an entity: the file is IOB1" in error and "--convert_iob1" in error
+    assert "train.tsv:1: label 'I-MISC' begins an entity: the file is IOB1" in error and "--tag_scheme iob1" in error
     assert not (tmp_path / "out").exists()
-    assert ner_main(raw, tiny_vocab, tmp_path / "out", "--convert_iob1") == 0
-    assert "converted 2 IOB1 labels to IOB2" in capsys.readouterr().out
-    dataset = NerCsvDataset(tmp_path / "out" / "train", tiny_vocab, 48)
-    assert dataset.word_labels() == [["B-MISC", "O", "O"], ["O", "B-PER", "I-PER", "O"]]
+    for flag in (["--tag_scheme", "iob1"], ["--convert_iob1"]):  # the old flag stays an alias
+        assert ner_main(raw, tiny_vocab, tmp_path / "out", "--overwrite", *flag) == 0
+        assert "tag scheme iob1 (given): 2 tags rewritten to IOB2" in capsys.readouterr().out
+        dataset = NerCsvDataset(tmp_path / "out" / "train", tiny_vocab, 48)
+        assert dataset.word_labels() == [["B-MISC", "O", "O"], ["O", "B-PER", "I-PER", "O"]]
 
 
 def test_a_folder_without_train_needs_a_label_vocab(tmp_path, tiny_vocab, capsys):
@@ -132,7 +133,7 @@ def test_a_classifier_folder_without_train_needs_the_label_set(tmp_path, tiny_vo
     raw.mkdir()
     shutil.copy(TEST_DATA / "classifier" / "dev.tsv", raw / "dev.tsv")
     assert classifier_main(raw, tiny_vocab, tmp_path / "out") == 2
-    assert "no train.tsv: the train split defines the label set; give --labels" in one_error(capsys)
+    assert "no train split: the train split defines the label set; give --labels" in one_error(capsys)
     assert classifier_main(raw, tiny_vocab, tmp_path / "out", "--labels", "0,1") == 0
 
 

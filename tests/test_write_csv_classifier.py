@@ -88,7 +88,7 @@ BAD_INPUTS = {
     "wrong_columns": ({"train": "sentence\tlabel\na good film\t1\nbad\t0\textra\n"}, "train.tsv:3: expected 2 tab-separated columns"),
     "empty_file": ({"train": ""}, "train.tsv:1: empty file"),
     "header_only": ({"train": "sentence\tlabel\n"}, "train.tsv:1: no examples"),
-    "bad_header": ({"train": "text\tlabel\nfilm\t1\n"}, "train.tsv:1: header"),
+    "bad_header": ({"train": "review\tlabel\nfilm\t1\n"}, "train.tsv:1: header"),
     "unknown_label": ({"train": SST2_TRAIN, "dev": "sentence\tlabel\nbad\t0\ngood\t2\n"}, "dev.tsv:3: label '2' not in the label set"),
     "not_utf8": ({"train": b"sentence\tlabel\ngood\t1\nna\xefve\t0\n"}, "train.tsv:3: not UTF-8: byte 0xef"),
     "blank_line": ({"train": "sentence\tlabel\ngood\t1\n\nbad\t0\n"}, "train.tsv:3: blank line"),
@@ -162,3 +162,71 @@ def test_real_sst2_dev_with_the_bert_vocab(tmp_path, shared_data):
     # "it 's a charming and often affecting journey . " in the uncased BERT vocab
     assert rows[0]["input_ids"] == "101 2009 1005 1055 1037 11951 1998 2411 12473 4990 1012 102"
     assert rows[0]["labels"] == "1"
+
+
+# --- the other input formats: CSV, JSON lines, Hugging Face datasets --------------------------------
+
+
+def write_named(folder: Path, **files: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (folder / name.replace("_", ".")).write_text(content, encoding="utf-8")
+    return folder
+
+
+def converted_rows(out: Path, split: str = "train") -> list[tuple[str, str]]:
+    label_of_id = {str(i): label for label, i in json.loads((out / split / "label2id.json").read_text()).items()}
+    return [(row["input_ids"], label_of_id[row["labels"]]) for row in read_rows(out / split / f"{split}-0.csv")]
+
+
+def test_csv_jsonl_and_tsv_of_the_same_examples_give_the_same_csv(tmp_path, vocab_file):
+    tsv = write_raw(tmp_path / "tsv", train=SST2_TRAIN, dev=SST2_DEV)
+    csv_raw = write_named(tmp_path / "csv_raw", train_csv='sentence,label\n"a good film",1\n"not a good film , very bad",0\nfilms,1\n',
+                          validation_csv="sentence,label\nA Bad Film .,0\n")
+    jsonl_raw = write_named(tmp_path / "jsonl_raw", train_jsonl="".join(
+        json.dumps({"review": text, "stars": label}) + "\n"
+        for text, label in (("a good film", 1), ("not a good film , very bad", 0), ("films", 1))),
+        dev_jsonl=json.dumps({"review": "A Bad Film .", "stars": 0}) + "\n")
+    assert run(tsv, vocab_file, tmp_path / "from_tsv") == 0
+    assert run(csv_raw, vocab_file, tmp_path / "from_csv") == 0
+    assert run(jsonl_raw, vocab_file, tmp_path / "from_jsonl", "--text_column", "review", "--label_column", "stars") == 0
+    for split in ("train", "dev"):
+        expected = converted_rows(tmp_path / "from_tsv", split)
+        assert converted_rows(tmp_path / "from_csv", split) == expected
+        assert converted_rows(tmp_path / "from_jsonl", split) == expected
+
+
+def test_hf_saved_dataset_names_integer_labels_by_its_class_label(tmp_path, vocab_file):
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"premise": Value("string"), "hypothesis": Value("string"),
+                         "label": ClassLabel(names=["entailment", "contradiction"])})
+    table = Dataset.from_dict({"premise": ["a film"], "hypothesis": ["not bad"], "label": [1]}, features=features)
+    DatasetDict({"train": table, "validation": table}).save_to_disk(str(tmp_path / "saved"))
+    assert run(tmp_path / "saved", vocab_file, tmp_path / "csv", "--text_column", "premise",
+               "--text_pair_column", "hypothesis") == 0
+    row = read_rows(tmp_path / "csv" / "dev" / "dev-0.csv")[0]
+    assert row == {"input_ids": "2 4 7 3 8 6 3", "token_type_ids": "0 0 0 0 1 1 1", "labels": "0"}
+    assert json.loads((tmp_path / "csv" / "train" / "label2id.json").read_text()) == {"contradiction": 0}
+
+
+OTHER_BAD_INPUTS = {
+    "csv: wrong column count": ({"train_csv": "sentence,label\ngood,1\n\"a, b\",0,extra\n"}, (), "train.csv:3: expected 2 columns"),
+    "jsonl: not JSON": ({"train_jsonl": '{"text": "good", "label": 1}\n{oops\n'}, (), "train.jsonl:2: not a JSON object"),
+    "jsonl: a record without the label": ({"train_jsonl": '{"text": "good", "label": 1}\n{"text": "bad"}\n'}, (),
+                                          "train.jsonl:2: header ['text'] must name 'label'"),
+    "jsonl: label neither name nor integer": ({"train_jsonl": '{"text": "good", "label": [1]}\n'}, (),
+                                              "train.jsonl:1: label [1] is neither a name nor an integer"),
+    "column not found": ({"train_csv": "sentence,label\ngood,1\n"}, ("--text_column", "review"),
+                         "train.csv:1: header ['sentence', 'label'] must name 'label' and the text"),
+}
+
+
+@pytest.mark.parametrize("case", OTHER_BAD_INPUTS)
+def test_bad_csv_and_jsonl_input_is_one_line_naming_file_and_line(case, tmp_path, vocab_file, capsys):
+    files, extra, expected = OTHER_BAD_INPUTS[case]
+    raw = write_named(tmp_path / "raw", **files)
+    assert run(raw, vocab_file, tmp_path / "csv", *extra) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error, error
+    assert not (tmp_path / "csv").exists()

@@ -150,7 +150,9 @@ def test_crlf_input_gives_the_same_csv(tmp_path, vocab_file):
 BAD_INPUTS = {
     "wrong column count": ({"train_tsv": TRAIN + "\nx\tO\textra\n"}, r"train\.tsv:9: expected 2 columns"),
     "empty split file": ({"train_tsv": TRAIN, "test_tsv": "\n"}, r"test\.tsv:1: empty split file"),
-    "label outside IOB": ({"train_tsv": "a\tO\nb\tS-Chemical\n"}, r"train\.tsv:2: label 'S-Chemical' is not in the IOB"),
+    "label of no scheme": ({"train_tsv": "a\tO\nb\tZ-Chemical\n"}, r"train\.tsv:2: label 'Z-Chemical' is not a tag"),
+    "BIOES entity never closed": ({"train_tsv": "a\tS-Chemical\nb\tB-Chemical\nc\tO\n"},
+                                  r"train\.tsv:3: label 'O' after 'B-Chemical': the BIOES entity before is never closed"),
     "non-UTF-8 bytes": ({"train_tsv": TRAIN, "dev_tsv": b"a\tO\n\n\xff\tO\n"}, r"dev\.tsv:3: not UTF-8"),
     "label unseen in train": ({"train_tsv": TRAIN, "test_tsv": "a\tO\nb\tB-Gene\n"}, r"test\.tsv:2: label 'B-Gene' never"),
 }

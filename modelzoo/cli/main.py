@@ -17,7 +17,9 @@ from modelzoo.checkpoint.best import resolve_checkpoint_name
 from modelzoo.checkpoint.model_dir import saved_params_file, with_model_dir_files
 from modelzoo.cli.modes import run_mode
 from modelzoo.common.errors import ParamsError, UserError, os_error_reason
+from modelzoo.heads import head_names, head_spec
 from modelzoo.heads.prediction import CHUNK_LINES, MAX_PAGE_LINES, PredictOptions
+from modelzoo.heads.token_classification.annotation_formats import DEFAULT_FROM_NAME, DEFAULT_TO_NAME
 from modelzoo.loop.trainer import TrainingInterrupted
 from modelzoo.params.params import load_params
 from modelzoo.predict.int8 import QUANTIZE_CHOICES
@@ -26,7 +28,7 @@ from modelzoo.predict.onnx_engine import ENGINES
 MODES = ("train", "eval", "train_and_eval", "predict")
 PREDICT_OPTIONS = (
     "input", "output", "output_format", "output_html", "pretokenized", "quantize", "pairs", "min_entity_score",
-    "conll_scores", "resume", "chunk_lines", "html_max_lines",
+    "conll_scores", "resume", "chunk_lines", "html_max_lines", "ls_from_name", "ls_to_name",
 )
 # Modes that read a trained model: they find its vocab, labels and best checkpoint in model_dir.
 TRAINED_MODEL_MODES = ("eval", "predict")
@@ -63,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict = parser.add_argument_group("--mode predict", "tag raw text with a trained checkpoint")
     predict.add_argument("--input", help="text file, one sentence a line, or - for stdin")
     predict.add_argument("--output", help="where the predictions go (default: stdout)")
-    predict.add_argument("--output_format", choices=("jsonl", "conll"),
+    formats = list(dict.fromkeys(f for name in head_names() for f in head_spec(name).predictor_class.output_formats))
+    predict.add_argument("--output_format", choices=formats,
                          help="jsonl (default: words, tags, scores, entities with character offsets; a label per "
-                         "line for a sequence classifier) or conll: word<TAB>tag columns")
+                         "line for a sequence classifier), conll: word<TAB>tag columns, doccano: JSONL to import "
+                         "into doccano, labelstudio: a JSON list of tasks with the entities as predictions")
+    predict.add_argument("--ls_from_name", help=f"labelstudio: the <Labels> tag's name (default {DEFAULT_FROM_NAME})")
+    predict.add_argument("--ls_to_name", help=f"labelstudio: the <Text> tag's name (default {DEFAULT_TO_NAME})")
     predict.add_argument("--output_html", metavar="PAGE",
                          help="also write one HTML page highlighting the entities (or labels) of the first lines")
     predict.add_argument("--html_max_lines", type=int,

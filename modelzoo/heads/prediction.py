@@ -43,6 +43,8 @@ class PredictOptions:
     resume: bool = False
     chunk_lines: int = CHUNK_LINES
     html_max_lines: int = MAX_PAGE_LINES
+    ls_from_name: Optional[str] = None
+    ls_to_name: Optional[str] = None
 
     @property
     def source_name(self) -> str:
@@ -68,6 +70,7 @@ class LinePredictor(Protocol):
     """
 
     kind: str
+    output_formats: Tuple[str, ...]  # the --output_format values it writes, the default first
 
     def __init__(
         self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
@@ -83,6 +86,9 @@ class LinePredictor(Protocol):
 
     def render(self, record: Any) -> str:
         """The record as the output format writes it, newline included."""
+
+    def closing(self) -> str:
+        """What ends the output after the last record (a JSON list's ``]``; usually nothing)."""
 
     def holds_record(self, line: str) -> bool: ...
 

@@ -92,6 +92,8 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
             return_freed_memory()
             progress.update(len(chunk))
             progress.set_postfix_str(f"{done / (time.perf_counter() - started):.0f} {predictor.kind}/s", refresh=False)
+        if predictor.closing():
+            output.write(predictor.closing())
     finally:
         progress.close()
         output.close()

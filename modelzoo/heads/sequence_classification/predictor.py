@@ -48,6 +48,7 @@ class LabelPredictor:
     """Sequence classification: each line (or TAB-separated pair, ``--pairs``) gets a label and its probability."""
 
     kind = "lines"
+    output_formats = ("jsonl",)
 
     def __init__(
         self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
@@ -63,9 +64,10 @@ class LabelPredictor:
     def check_options(options: PredictOptions) -> None:
         token_only = {
             "--pretokenized": options.pretokenized,
-            "--output_format": options.output_format not in (None, "jsonl"),
+            f"--output_format {options.output_format}": options.output_format not in (None, "jsonl"),
             "--min_entity_score": options.min_entity_score is not None,
             "--conll_scores": options.conll_scores,
+            "--ls_from_name, --ls_to_name": bool(options.ls_from_name or options.ls_to_name),
         }
         for name, given in token_only.items():
             if given:
@@ -105,6 +107,10 @@ class LabelPredictor:
     @staticmethod
     def render(classification: Classification) -> str:
         return classification_json_line(classification) + "\n"
+
+    @staticmethod
+    def closing() -> str:
+        return ""
 
     def summary(self) -> str:
         return ", ".join(f"{count} {label}" for label, count in sorted(self.labels.items())) or "no labels"

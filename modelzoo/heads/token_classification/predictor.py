@@ -20,6 +20,14 @@ from modelzoo.data.params import InputParams
 from modelzoo.data.raw_words import split_words
 from modelzoo.heads.html_page import entity_tooltip, isolated, legend, mark, page, type_colours
 from modelzoo.heads.prediction import NumberedLine, PredictOptions
+from modelzoo.heads.token_classification.annotation_formats import (
+    DEFAULT_FROM_NAME,
+    DEFAULT_TO_NAME,
+    DOCCANO,
+    LABELSTUDIO,
+    LabelStudioList,
+    doccano_json_line,
+)
 from modelzoo.heads.token_classification.records import (
     Prediction,
     drop_unsure_entities,
@@ -28,8 +36,6 @@ from modelzoo.heads.token_classification.records import (
     to_json_line,
 )
 from modelzoo.heads.token_classification.tagger import WordTagger
-
-OUTPUT_FORMATS = ("jsonl", "conll")
 
 
 def predict_numbered(tagger: WordTagger, lines: List[NumberedLine], pretokenized: bool = False) -> List[Prediction]:
@@ -52,6 +58,7 @@ class EntityPredictor:
     """Token classification: each line's words, tags with their scores, and entities."""
 
     kind = "sentences"
+    output_formats = ("jsonl", "conll", DOCCANO, LABELSTUDIO)
 
     def __init__(
         self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
@@ -62,13 +69,21 @@ class EntityPredictor:
         )
         self.options = options
         self.entities = 0
+        self.tasks: Optional[LabelStudioList] = None  # the open JSON list of --output_format labelstudio
+        if options.output_format == LABELSTUDIO:
+            self.tasks = LabelStudioList(options.ls_from_name or DEFAULT_FROM_NAME, options.ls_to_name or DEFAULT_TO_NAME)
 
-    @staticmethod
-    def check_options(options: PredictOptions) -> None:
+    @classmethod
+    def check_options(cls, options: PredictOptions) -> None:
         if options.pairs:
             raise ParamsError("--pairs: only for a sequence classifier (model.head sequence_classification)")
-        if options.output_format not in (None, *OUTPUT_FORMATS):
-            raise ParamsError(f"--output_format {options.output_format}: a token classifier writes {', '.join(OUTPUT_FORMATS)}")
+        if options.output_format not in (None, *cls.output_formats):
+            raise ParamsError(f"--output_format {options.output_format}: a token classifier writes {', '.join(cls.output_formats)}")
+        if (options.ls_from_name or options.ls_to_name) and options.output_format != LABELSTUDIO:
+            raise ParamsError("--ls_from_name, --ls_to_name: only for --output_format labelstudio")
+        if options.resume and options.output_format == LABELSTUDIO:
+            raise ParamsError("--resume: --output_format labelstudio is one JSON list, closed at the end, and cannot be "
+                              "continued; doccano and jsonl outputs can")
         if options.conll_scores and options.output_format != "conll":
             raise ParamsError("--conll_scores: adds a column to --output_format conll; JSON lines always hold the scores")
         if options.min_entity_score is not None and not 0 <= options.min_entity_score <= 1:
@@ -84,7 +99,14 @@ class EntityPredictor:
     def render(self, prediction: Prediction) -> str:
         if self.options.output_format == "conll":
             return to_conll_block(prediction, self.options.conll_scores)
+        if self.options.output_format == DOCCANO:
+            return doccano_json_line(prediction) + "\n"
+        if self.tasks is not None:
+            return self.tasks.render(prediction)
         return to_json_line(prediction) + "\n"
+
+    def closing(self) -> str:
+        return self.tasks.closing() if self.tasks is not None else ""
 
     def holds_record(self, line: str) -> bool:
         return bool(split_words(line, self.options.pretokenized))
