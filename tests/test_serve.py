@@ -19,13 +19,13 @@ from modelzoo.cli.main import build_parser, main, resolve_params
 from modelzoo.serve.app import create_app
 from modelzoo.serve.limits import ServeLimits
 from modelzoo.serve.model import load_served_model
-from tests.export_runs import DATA, raw_sentences, tiny_classifier_run
+from tests.export_runs import DATA, export_checkpoint, raw_sentences, tiny_classifier_run
 
 
-def served_model(run: Path):
-    """The model ``run.py CPU --mode serve --model_dir RUN`` serves."""
-    args = build_parser().parse_args(["CPU", "--mode", "serve", "--model_dir", str(run)])
-    model, _ = load_served_model(resolve_params(args), torch.device("cpu"), True, None, "torch")
+def served_model(run: Path, *options: str):
+    """The model ``run.py CPU --mode serve --model_dir RUN OPTIONS`` serves."""
+    args = build_parser().parse_args(["CPU", "--mode", "serve", "--model_dir", str(run), *options])
+    model, _ = load_served_model(resolve_params(args), torch.device("cpu"), True, args.quantize, args.engine)
     return model
 
 
@@ -81,6 +81,19 @@ def test_entities_equal_run_py_predict(client, ner_run, tmp_path, capsys, option
     assert post_all(client, lines, parameters, per_request=7) == expected
     single = client.post("/predict", json={"inputs": lines[0], "parameters": parameters})
     assert single.json() == expected[0]  # one text: its list of entities, not a list of lists
+
+
+@pytest.mark.parametrize("engine", ["int8", "onnxruntime int8"])
+def test_int8_and_onnxruntime_serve_what_they_predict(ner_run, tmp_path, capsys, engine):
+    """All texts in one request, so in the batches predict makes: int8 quantizes each batch's activations
+    with one scale, so a text's scores move a little with the texts it shares a batch with."""
+    options = ["--quantize", "int8"]
+    if engine.startswith("onnxruntime"):
+        options += ["--engine", "onnxruntime", "--checkpoint_path", str(export_checkpoint(ner_run, "onnx", tmp_path / "onnx"))]
+    lines = raw_sentences(DATA / "ner" / "test.tsv")
+    expected = [as_entity_groups(record) for record in predict_jsonl(ner_run, lines, tmp_path, capsys, *options)]
+    with TestClient(create_app(served_model(ner_run, *options), ServeLimits())) as client:
+        assert post_all(client, lines, {}, per_request=len(lines)) == expected
 
 
 def test_word_is_the_text_at_the_offsets(client):
