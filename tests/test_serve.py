@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from modelzoo.cli.main import build_parser, main, resolve_params
 from modelzoo.serve.app import create_app
 from modelzoo.serve.limits import ServeLimits
-from modelzoo.serve.model import load_served_model
+from modelzoo.serve.model import TextOptions, load_served_model
 from tests.export_runs import DATA, export_checkpoint, raw_sentences, tiny_classifier_run
 
 
@@ -237,15 +237,14 @@ def wait_for_metric(client, name: str, value: float) -> None:
 def test_concurrent_requests_share_one_model_call(ner_model):
     """Three requests within the gathering wait go through the model together, each answer to its caller."""
     texts = ["Peter went to London .", "EU rejects German call", "Blackburn"]
+    alone = [ner_model.predict([(text, TextOptions())])[0] for text in texts]
     with TestClient(create_app(ner_model, ServeLimits(batch_wait_ms=5000))) as client:
         wait_ready(client)
-        alone = [client.post("/predict", json={"inputs": text}).json() for text in texts]
-        wait_for_metric(client, "modelzoo_batch_texts_count", 3)
         with ThreadPoolExecutor(3) as pool:
             together = list(pool.map(lambda text: client.post("/predict", json={"inputs": text}).json(), texts))
         values = metric_values(client.get("/metrics").text)
     assert together == alone
-    assert (values["modelzoo_batch_texts_count"], values["modelzoo_batch_texts_sum"]) == (4, 6)  # 3 alone, 1 of 3
+    assert (values["modelzoo_batch_texts_count"], values["modelzoo_batch_texts_sum"]) == (1, 3)
 
 
 def test_full_queue_refuses_with_retry_after_then_recovers(ner_model):
@@ -287,3 +286,19 @@ def test_a_model_failure_fails_only_its_own_request(ner_model, monkeypatch):
         assert [a.status_code for a in answers] == [200, 500, 200]
         assert answers[1].json() == {"error": "the model failed on this request: RuntimeError: injected"}
         assert client.post("/predict", json={"inputs": "Peter"}).status_code == 200
+
+
+def test_a_model_call_takes_requests_up_to_one_token_budget(ner_model, monkeypatch):
+    """Budget 16 tokens, texts of 4 words (6 tokens estimated): two requests a call, then the third alone."""
+    monkeypatch.setattr(ner_model, "token_budget", 16)
+    texts = ["Peter went to London", "EU rejects German call", "Blackburn went to Lisbon"]
+    with TestClient(create_app(ner_model, ServeLimits(batch_wait_ms=5000))) as client:
+        wait_ready(client)
+        with ThreadPoolExecutor(2) as pool:
+            pool.submit(client.post, "/predict", json={"inputs": texts[0]})
+            wait_for_metric(client, "modelzoo_queue_texts", 1)
+            pool.submit(client.post, "/predict", json={"inputs": texts[1]})
+            wait_for_metric(client, "modelzoo_queue_texts", 2)
+            assert client.post("/predict", json={"inputs": texts[2]}).status_code == 200
+        values = metric_values(client.get("/metrics").text)
+    assert (values["modelzoo_batch_texts_count"], values["modelzoo_batch_texts_sum"]) == (2, 3)
