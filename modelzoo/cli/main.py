@@ -24,14 +24,17 @@ from modelzoo.loop.trainer import TrainingInterrupted
 from modelzoo.params.params import load_params
 from modelzoo.predict.int8 import QUANTIZE_CHOICES
 from modelzoo.predict.onnx_engine import ENGINES
+from modelzoo.serve.options import SERVE_OPTIONS, add_serve_arguments, require_server_packages, serve_options
 
-MODES = ("train", "eval", "train_and_eval", "predict")
+MODES = ("train", "eval", "train_and_eval", "predict", "serve")
 PREDICT_OPTIONS = (
     "input", "output", "output_format", "output_html", "pretokenized", "quantize", "pairs", "min_entity_score",
     "conll_scores", "resume", "chunk_lines", "html_max_lines", "ls_from_name", "ls_to_name",
 )
 # Modes that read a trained model: they find its vocab, labels and best checkpoint in model_dir.
-TRAINED_MODEL_MODES = ("eval", "predict")
+TRAINED_MODEL_MODES = ("eval", "predict", "serve")
+# Predict options that mean the same to --mode serve.
+SERVE_SHARES = ("quantize",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "CPU path; with --engine onnxruntime the export's model_int8.onnx (README: Predict)")
     predict.add_argument("--engine", choices=ENGINES, default="torch",
                          help="onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
+    add_serve_arguments(parser)
     return parser
 
 
@@ -99,9 +103,13 @@ def check_predict_options(args: argparse.Namespace) -> None:
     """--input is what predict reads; the predict options mean nothing to the other modes."""
     if args.mode == "predict" and args.input is None:
         raise ParamsError("--mode predict needs --input FILE (or - for stdin)")
-    given = [f"--{name}" for name in PREDICT_OPTIONS if getattr(args, name) not in (None, False)]
+    given = [f"--{name}" for name in PREDICT_OPTIONS if getattr(args, name) not in (None, False)
+             and not (args.mode == "serve" and name in SERVE_SHARES)]
     if args.mode != "predict" and given:
         raise ParamsError(f"{', '.join(given)}: only for --mode predict")
+    given = [f"--{name}" for name in SERVE_OPTIONS if getattr(args, name) is not None]
+    if args.mode != "serve" and given:
+        raise ParamsError(f"{', '.join(given)}: only for --mode serve")
 
 
 def resolve_params(args: argparse.Namespace):
@@ -148,17 +156,29 @@ def predict(args: argparse.Namespace, params, strict: bool) -> None:
     run_predict(params, options, predict_device(args.target, args.mode), strict)
 
 
+def serve(args: argparse.Namespace, params, strict: bool) -> None:
+    """The server runs in this one process on one device, as prediction does."""
+    options = serve_options(args)
+    require_server_packages()
+    from modelzoo.serve.server import run_server
+
+    run_server(params, options, predict_device(args.target, args.mode), strict, args.quantize, args.engine)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_predict_options(args)
-        if args.mode == "predict":
+        if args.mode in ("predict", "serve"):
             predict_device(args.target, args.mode)  # a target that cannot predict fails before anything is read
         TARGETS[args.target].preflight()
         params = resolve_params(args)
         strict = not args.disable_strict_checkpoint_loading
         if args.mode == "predict":
             predict(args, params, strict)
+            return 0
+        if args.mode == "serve":
+            serve(args, params, strict)
             return 0
         run_mode(params, args.mode, args.target, strict, args.allow_changed_params)
         return 0

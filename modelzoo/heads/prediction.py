@@ -71,6 +71,7 @@ class LinePredictor(Protocol):
 
     kind: str
     output_formats: Tuple[str, ...]  # the --output_format values it writes, the default first
+    request_parameters: Tuple[str, ...]  # the per-request parameters of --mode serve it takes
 
     def __init__(
         self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
@@ -89,6 +90,9 @@ class LinePredictor(Protocol):
 
     def closing(self) -> str:
         """What ends the output after the last record (a JSON list's ``]``; usually nothing)."""
+
+    def inference_api_record(self, record: Any) -> Any:
+        """The record as the Hugging Face inference API answers for this task (``--mode serve``)."""
 
     def holds_record(self, line: str) -> bool: ...
 

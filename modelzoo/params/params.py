@@ -114,6 +114,7 @@ MODE_SECTIONS = {
     "eval": ("eval_input",),
     "train_and_eval": ("train_input", "eval_input"),
     "predict": ("eval_input",),
+    "serve": ("eval_input",),
 }
 
 

@@ -10,8 +10,9 @@ does the rest the same way for all three.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -70,26 +71,55 @@ def torch_model(spec: HeadSpec, params: Params, checkpoint: Path, setup: DeviceS
     return model, report
 
 
-def build_predictor(
-    params: Params, options: PredictOptions, device: torch.device, strict: bool = True
-) -> Tuple[LinePredictor, List[str], Path]:
-    """``model.head``'s predictor for ``options`` on ``device`` with the weights loaded, the load report
-    lines, and the checkpoint they came from.
+@dataclass
+class LoadedModel:
+    """A checkpoint loaded for prediction: the head, the model in its engine, its labels, its device.
+
+    Predictors for several option sets (a server's per-request ``pretokenized``, say) share one.
+    """
+
+    spec: HeadSpec
+    params: Params
+    model: Any
+    id_to_label: List[str]
+    setup: DeviceSetup
+    checkpoint: Path
+    skip_padding: bool
+
+    def predictor(self, options: PredictOptions) -> LinePredictor:
+        self.spec.predictor_class.check_options(options)
+        return self.spec.predictor_class(
+            self.model, self.params.eval_input, self.params.model, self.id_to_label, self.setup, options, self.skip_padding
+        )
+
+
+def load_model(
+    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None, engine: str = "torch"
+) -> Tuple[LoadedModel, List[str]]:
+    """``model.head``'s model with the checkpoint's weights in the engine asked for, and the load report lines.
 
     int8 computes the rest of the model in float32: that is the combination whose entity F1 was
     measured, and autocast would only move int8's float operations to bfloat16.
     """
     spec = head_spec(params.model.head)
-    spec.predictor_class.check_options(options)
-    if options.engine != "torch" and not spec.onnx:
-        raise ParamsError(f"--engine {options.engine}: model.head {spec.name} has no ONNX export; use --engine torch")
-    id_to_label, checkpoint = labels_and_checkpoint(params, spec, options.engine)
-    setup = DeviceSetup(device, "float32" if options.quantize else params.runconfig.precision)
+    if engine != "torch" and not spec.onnx:
+        raise ParamsError(f"--engine {engine}: model.head {spec.name} has no ONNX export; use --engine torch")
+    id_to_label, checkpoint = labels_and_checkpoint(params, spec, engine)
+    setup = DeviceSetup(device, "float32" if quantize else params.runconfig.precision)
     model: Any
-    if options.engine == "onnxruntime":
-        model, report = load_onnx_engine(checkpoint, options.quantize, setup)
+    if engine == "onnxruntime":
+        model, report = load_onnx_engine(checkpoint, quantize, setup)
     else:
-        model, report = torch_model(spec, params, checkpoint, setup, strict, options.quantize)
-    skip_padding = setup.skip_padding and options.quantize is None
-    predictor = spec.predictor_class(model, params.eval_input, params.model, id_to_label, setup, options, skip_padding)
-    return predictor, report, checkpoint
+        model, report = torch_model(spec, params, checkpoint, setup, strict, quantize)
+    skip_padding = setup.skip_padding and quantize is None
+    return LoadedModel(spec, params, model, id_to_label, setup, checkpoint, skip_padding), report
+
+
+def build_predictor(
+    params: Params, options: PredictOptions, device: torch.device, strict: bool = True
+) -> Tuple[LinePredictor, List[str], Path]:
+    """``model.head``'s predictor for ``options`` on ``device`` with the weights loaded, the load report
+    lines, and the checkpoint they came from."""
+    head_spec(params.model.head).predictor_class.check_options(options)
+    loaded, report = load_model(params, device, strict, options.quantize, options.engine)
+    return loaded.predictor(options), report, loaded.checkpoint

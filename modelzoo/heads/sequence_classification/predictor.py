@@ -8,7 +8,7 @@ import json
 import typing
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from torch import nn
 
@@ -49,6 +49,7 @@ class LabelPredictor:
 
     kind = "lines"
     output_formats = ("jsonl",)
+    request_parameters = ()
 
     def __init__(
         self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
@@ -111,6 +112,15 @@ class LabelPredictor:
     @staticmethod
     def closing() -> str:
         return ""
+
+    @staticmethod
+    def inference_api_record(classification: Classification) -> Dict[str, Any]:
+        """The text-classification answer: the label, its probability, and every label's."""
+        return {
+            "label": classification.label,
+            "score": rounded(classification.score),
+            "scores": {label: rounded(score) for label, score in classification.scores.items()},
+        }
 
     def summary(self) -> str:
         return ", ".join(f"{count} {label}" for label, count in sorted(self.labels.items())) or "no labels"

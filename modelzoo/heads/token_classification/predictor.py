@@ -8,7 +8,7 @@ from :mod:`modelzoo.heads.token_classification.records`.
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from torch import nn
 
@@ -19,7 +19,7 @@ from modelzoo.common.iteration import zip_strict
 from modelzoo.data.params import InputParams
 from modelzoo.data.raw_words import split_words
 from modelzoo.heads.html_page import entity_tooltip, isolated, legend, mark, page, type_colours
-from modelzoo.heads.prediction import NumberedLine, PredictOptions
+from modelzoo.heads.prediction import NumberedLine, PredictOptions, rounded
 from modelzoo.heads.token_classification.annotation_formats import (
     DEFAULT_FROM_NAME,
     DEFAULT_TO_NAME,
@@ -59,6 +59,7 @@ class EntityPredictor:
 
     kind = "sentences"
     output_formats = ("jsonl", "conll", DOCCANO, LABELSTUDIO)
+    request_parameters = ("aggregation_strategy", "pretokenized", "min_entity_score")
 
     def __init__(
         self, model: nn.Module, inputs: InputParams, config: BertConfig, id_to_label: List[str], setup: DeviceSetup,
@@ -107,6 +108,14 @@ class EntityPredictor:
 
     def closing(self) -> str:
         return self.tasks.closing() if self.tasks is not None else ""
+
+    @staticmethod
+    def inference_api_record(prediction: Prediction) -> List[Dict[str, Any]]:
+        """The token-classification pipeline's aggregated entities."""
+        return [
+            {"entity_group": e.type, "score": rounded(e.score), "word": e.text, "start": e.start, "end": e.end}
+            for e in prediction.entities
+        ]
 
     def holds_record(self, line: str) -> bool:
         return bool(split_words(line, self.options.pretokenized))
