@@ -9,7 +9,7 @@ from torch import nn
 
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.common.device import DeviceSetup
-from modelzoo.common.distributed import DistContext, init_distributed, shutdown_distributed
+from modelzoo.common.distributed import DistContext, init_distributed, local_rank, shutdown_distributed
 from modelzoo.loop.evaluation import evaluate
 from modelzoo.loop.tasks import Task
 from modelzoo.params.params import Params
@@ -20,11 +20,12 @@ class TorchBackend:
         self.params, self.device, self.distributed_backend = params, device, distributed_backend
 
     def start(self) -> DistContext:
-        """Join the process group (if torchrun started several) and take this rank's device."""
-        context = init_distributed(self.distributed_backend)
+        """Take this rank's device, then join the process group (if torchrun started the run): NCCL
+        binds its communicator to the device that is current when the group starts."""
         if self.device.type == "cuda":
-            self.device = torch.device("cuda", context.local_rank)
+            self.device = torch.device("cuda", local_rank())
             torch.cuda.set_device(self.device)
+        context = init_distributed(self.distributed_backend, self.device)
         self.setup = DeviceSetup(self.device, self.params.runconfig.precision)
         return context
 
