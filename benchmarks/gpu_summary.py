@@ -1,45 +1,76 @@
-"""The one summary table of benchmarks/gpu_check.sh, from what its steps left in its output folder.
+"""The report of benchmarks/gpu_check.sh, from what its steps left in its work folder.
 
-Each step's exit code and seconds come from ``status.tsv``; the figures from the JSON files of
-gpu_parity.py and model_step.py and from the logs of the fine-tune and the torchrun launch. Exits
-1 when a step failed, a parity check failed, or the fine-tune's loss did not fall.
+Each step's record (``steps/NAME.json``: exit code, seconds, limit, or why it was skipped) and log
+(``steps/NAME.log``), the JSON results of the preflight, gpu_parity.py and model_step.py
+(``results/``) and the fine-tune's eval metrics become three small files in the report folder,
+rewritten after every step so that a run cut short still reports what it did:
 
-    python benchmarks/gpu_summary.py OUT
+  table.txt    one row per check with its figures and its step's state
+  report.json  the same with every step's record and full results
+  logs.txt     every step's log (progress bars reduced to their last state)
+
+Only the table is printed (not with ``--quiet``). Exits 1 when a step failed, timed out or was
+skipped, a parity check failed, or the fine-tune's loss did not fall.
+
+    python benchmarks/gpu_summary.py WORK --report DIR [--quiet]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 LOSS_LINE = re.compile(r"step (\d+): loss ([^,\s]+),.*?([\d.]+) real tokens/s")
-TIMED_OUT = (124, 137)
-
-
-def read_status(out: Path) -> dict[str, tuple[int, int]]:
-    """Step name -> (exit code, seconds)."""
-    rows = [line.split("\t") for line in (out / "status.tsv").read_text().splitlines() if line]
-    return {name: (int(code), int(seconds)) for name, code, seconds in rows}
+RUN_OPTIONS = re.compile(r"precision: (\w+), compile: (\w+)")  # of the fine-tune's params, as gpu_check.sh writes them
+AUTO_PRECISION = re.compile(r"runconfig.precision auto: (\w+)")  # what run.py says "auto" became
+TIMED_OUT = (124, 137)  # timeout's own code, and 128 + SIGKILL after --kill-after
+LOG_TAIL_BYTES = 256 * 1024  # of each step's log in logs.txt: the report must come back whole
+Row = Tuple[str, str, bool]  # check, figures, passed
 
 
 def read_json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def step_status(status: dict, name: str, out: Path) -> str:
-    if name not in status:
-        return "not run"
-    code, seconds = status[name]
+def read_records(work: Path) -> List[dict]:
+    records = [read_json(path) for path in (work / "steps").glob("*.json")]
+    return sorted(records, key=lambda record: record["index"])
+
+
+def read_log(work: Path, name: str) -> str:
+    """A step's log with each carriage-return-redrawn line (tqdm's bars) reduced to what it showed last."""
+    path = work / "steps" / f"{name}.log"
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def step_state(record: dict) -> str:
+    code, seconds = record["exit_code"], record["seconds"]
+    if code is None:
+        return f"skipped: {record['note']}"
     if code == 0:
         return f"ok ({seconds} s)"
-    what = "timed out" if code in TIMED_OUT else f"FAILED (exit {code})"
-    return f"{what} after {seconds} s: see {out / (name + '.log')}"
+    if code in TIMED_OUT:
+        return f"step TIMED OUT at its {record['limit_s']} s limit"
+    return f"step FAILED (exit {code}) after {seconds} s"
 
 
-def parity_rows(out: Path) -> list[tuple[str, str, bool]]:
-    parity = read_json(out / "parity.json")
+def preflight_rows(work: Path) -> List[Row]:
+    report = read_json(work / "results" / "preflight.json")
+    if report is None:
+        return []
+    return [(f"preflight {check['check']}", check["detail"], check["ok"]) for check in report["checks"]]
+
+
+def parity_rows(work: Path) -> List[Row]:
+    parity = read_json(work / "results" / "parity.json")
     if parity is None:
         return []
     return [
@@ -53,9 +84,9 @@ def parity_rows(out: Path) -> list[tuple[str, str, bool]]:
     ]
 
 
-def model_step_rows(out: Path) -> list[tuple[str, str, bool]]:
+def model_step_rows(work: Path, name: str) -> List[Row]:
     rows = []
-    for result in read_json(out / "model_step.json") or []:
+    for result in read_json(work / "results" / f"{name}.json") or []:
         sides = [side for side in ("ours", "hf", "hf_compiled") if f"{side}_tokens_per_s" in result]
         figures = ", ".join(f"{side} {result[f'{side}_tokens_per_s']:,.0f}" for side in sides) + " tokens/s"
         figures += f"; ours/HF {result['ratio_ours_over_hf']:.2f}x"
@@ -67,56 +98,121 @@ def model_step_rows(out: Path) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def finetune_row(out: Path) -> tuple[str, str, bool] | None:
-    log = out / "finetune.log"
-    if not log.is_file():
-        return None
-    logged = [(int(step), float(loss), float(rate)) for step, loss, rate in LOSS_LINE.findall(log.read_text())]
-    metrics = sorted((out / "finetune" / "eval").glob("metrics_step_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
-    f1 = json.loads(metrics[-1].read_text())["f1"] if metrics else None
+def finetune_rows(work: Path) -> List[Row]:
+    log = read_log(work, "finetune")
+    logged = [(int(step), float(loss), float(rate)) for step, loss, rate in LOSS_LINE.findall(log)]
+    metrics = sorted((work / "finetune" / "eval").glob("metrics_step_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
+    f1 = read_json(metrics[-1])["f1"] if metrics else None
+    check = "fine-tune (run.py)"
     if len(logged) < 2:
-        return ("fine-tune, packed bfloat16 (run.py)", "fewer than two losses logged", False)
+        return [(check, "fewer than two losses logged", False)]
     (first_step, first_loss, _), (last_step, last_loss, last_rate) = logged[0], logged[-1]
-    falls = last_loss < first_loss
-    figures = (f"loss {first_loss:.3f} (step {first_step}) -> {last_loss:.3f} (step {last_step}); eval entity F1 "
+    params = work / "finetune.yaml"
+    how = RUN_OPTIONS.search(params.read_text(encoding="utf-8")) if params.is_file() else None
+    precision, compiled = how.groups() if how else ("?", "?")
+    chosen = AUTO_PRECISION.search(log)
+    if chosen:
+        precision += f" ({chosen.group(1)})"
+    figures = (f"packed {precision}, compile {compiled}; loss {first_loss:.3f} "
+               f"(step {first_step}) -> {last_loss:.3f} (step {last_step}); eval entity F1 "
                f"{'missing' if f1 is None else f'{f1:.3f}'}; {last_rate:,.0f} real tokens/s")
-    return ("fine-tune, packed bfloat16 (run.py)", figures, falls and f1 is not None)
+    return [(check, figures, last_loss < first_loss and f1 is not None)]
 
 
-def torchrun_row(out: Path) -> tuple[str, str, bool] | None:
-    log = out / "torchrun.log"
-    if not log.is_file():
-        return None
-    steps = [int(step) for step, _, _ in LOSS_LINE.findall(log.read_text())]
-    return ("torchrun --nproc_per_node 1 run.py", f"trained to step {steps[-1] if steps else 0}", bool(steps))
+def torchrun_rows(work: Path) -> List[Row]:
+    steps = [int(step) for step, _, _ in LOSS_LINE.findall(read_log(work, "torchrun"))]
+    return [("torchrun --nproc_per_node 1 run.py", f"trained to step {steps[-1] if steps else 0}", bool(steps))]
 
 
-def main(out: Path) -> int:
-    status = read_status(out)
-    parity = read_json(out / "parity.json")
-    device = parity["device_name"] if parity else "unknown device"
-    sections = [
-        ("parity", parity_rows(out)),
-        ("model_step", model_step_rows(out)),
-        ("finetune", [row for row in [finetune_row(out)] if row]),
-        ("torchrun", [row for row in [torchrun_row(out)] if row]),
-    ]
-    table = []
-    all_ok = all(code == 0 for code, _ in status.values())
-    for step, rows in sections:
-        state = step_status(status, step, out)
-        if not rows:
-            table.append((step, "no result", state))
-        for check, figures, passed in rows:
-            all_ok &= passed
-            table.append((check, figures, state if passed else f"CHECK FAILED; {state}"))
-    width = max(len(check) for check, _, _ in table)
-    print(f"\n=== GPU check on {device}: {out} ({sum(seconds for _, seconds in status.values())} s) ===")
-    for check, figures, state in table:
-        print(f"{check:<{width}}  {figures}  [{state}]")
-    print("all checks passed" if all_ok else "SOME CHECKS FAILED")
-    return 0 if all_ok else 1
+def last_line_row(work: Path, name: str) -> List[Row]:
+    """A step without figures of its own (data, weights): its last line says what it wrote."""
+    lines = [line for line in read_log(work, name).splitlines() if line.strip()]
+    return [(name, lines[-1].strip() if lines else "", True)]
+
+
+def step_rows(work: Path, name: str) -> List[Row]:
+    if name == "preflight":
+        return preflight_rows(work)
+    if name == "parity":
+        return parity_rows(work)
+    if name.startswith("model_step"):
+        return model_step_rows(work, name)
+    if name == "finetune":
+        return finetune_rows(work)
+    if name == "torchrun":
+        return torchrun_rows(work)
+    return last_line_row(work, name)
+
+
+def step_results(work: Path, name: str):
+    """The step's own JSON result (preflight, parity, model_step), for report.json."""
+    return read_json(work / "results" / f"{name}.json")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """The report folder is read back while steps still run: never a half-written file there."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def build_report(work: Path) -> Tuple[dict, List[Tuple[str, str, str]]]:
+    records = read_records(work)
+    preflight = read_json(work / "results" / "preflight.json") or {}
+    table, steps, all_passed = [], [], bool(records)
+    for record in records:
+        name, state = record["step"], step_state(record)
+        ok = record["exit_code"] == 0
+        rows = step_rows(work, name) if record["exit_code"] is not None else []
+        all_passed &= ok and all(passed for _, _, passed in rows)
+        for check, figures, passed in rows or [(name, "no result", False)]:
+            # A check that failed is marked; so is a step that exited 0 without any result.
+            failed = not passed and (ok or bool(rows))
+            table.append((check, figures, f"CHECK FAILED; {state}" if failed else state))
+        steps.append({**record, "rows": [dict(zip(("check", "figures", "passed"), row)) for row in rows],
+                      "result": step_results(work, name)})
+    report = {
+        "device_name": preflight.get("device_name", "unknown device"),
+        "torch": preflight.get("torch"),
+        "seconds": sum(record["seconds"] for record in records),
+        "steps": steps,
+        "all_passed": all_passed,
+    }
+    return report, table
+
+
+def format_table(report: dict, table: List[Tuple[str, str, str]], work: Path) -> str:
+    width = max((len(check) for check, _, _ in table), default=0)
+    lines = [f"=== GPU check on {report['device_name']}, torch {report['torch']}: {work} ({report['seconds']} s) ==="]
+    lines += [f"{check:<{width}}  {figures}  [{state}]" for check, figures, state in table]
+    lines.append("all checks passed" if report["all_passed"] else "SOME CHECKS FAILED")
+    return "\n".join(lines) + "\n"
+
+
+def format_logs(work: Path, report: dict) -> str:
+    parts = []
+    for step in report["steps"]:
+        log = read_log(work, step["step"]).encode("utf-8")[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace")
+        parts.append(f"===== {step['step']}: exit {step['exit_code']}, {step['seconds']} s of {step['limit_s']} s =====\n{log}")
+    return "\n".join(parts)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("work", type=Path, help="gpu_check.sh's work folder")
+    parser.add_argument("--report", type=Path, required=True, help="where table.txt, report.json and logs.txt go")
+    parser.add_argument("--quiet", action="store_true", help="write the files only (between steps)")
+    args = parser.parse_args(argv)
+    report, table = build_report(args.work)
+    text = format_table(report, table, args.work)
+    args.report.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.report / "table.txt", text)
+    write_atomic(args.report / "report.json", json.dumps(report, indent=2) + "\n")
+    write_atomic(args.report / "logs.txt", format_logs(args.work, report))
+    if not args.quiet:
+        print("\n" + text, end="")
+    return 0 if report["all_passed"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main())

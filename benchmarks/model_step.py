@@ -9,7 +9,9 @@ is ``BertForTokenClassification`` with its default sdpa attention, stepped as ``
 default: forward under the autocast accelerate would apply, backward, clipping at
 ``max_grad_norm``, and the optimizer ``Trainer.create_optimizer`` picks. HF is also timed through
 ``torch.compile``, so a lead that only compilation would give is visible. All three hold the same
-weights and step the same padded batch, timed alternately so that machine drift hits them alike.
+weights and step the same padded batch. Ours and HF eager are timed in turn, so that machine drift
+hits them alike; then ours and HF compiled, in a second round that a time limit on compilation can
+cut without losing the first (``--json`` is written after each round).
 
 MFU counts the model FLOPs of the real tokens only (6 x non-embedding parameters per token, plus
 attention's 12 x layers x hidden x row length), over ``--peak_tflops`` (the CUDA default is the
@@ -22,19 +24,20 @@ dense bfloat16 peak of an H100/H200).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Dict, Iterator, List
 
 import torch
 import transformers
 
+from modelzoo.backends.targets import make_backend
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.checkpoint.files import read_checkpoint
-from modelzoo.cli.modes import make_backend
+from modelzoo.common.atomic import write_json_atomic
 from modelzoo.heads import Task, build_task
 from modelzoo.params.params import Params, load_params
 from modelzoo.tools.convert_checkpoint import convert
@@ -135,20 +138,12 @@ def real_token_flops(model: torch.nn.Module, batch: dict) -> float:
     return float(6 * non_embedding * lengths.sum() + attention)
 
 
-def run(name: str, seq_len: int, batch_size: int | None, repeats: int, warmup: int, device: str, dtype: str,
-        peak_tflops: float | None, hf_compiled: bool = True) -> dict:
-    hf_kwargs, default_batch = CONFIGS[name]
-    batch_size = batch_size or default_batch
-    theirs = hf_model(hf_kwargs, device)
-    ours = our_step(theirs, hf_kwargs, device, dtype)
-    batch = make_batch(batch_size, seq_len, device)
-    steps = {"ours": lambda: ours.call([batch], 0.0), "hf": hf_step(theirs, batch, device, dtype, compiled=False)}
-    if hf_compiled:  # a copy with its own weights and optimizer, so that the steps do not interleave
-        steps["hf_compiled"] = hf_step(hf_model(hf_kwargs, device), batch, device, dtype, compiled=True)
+def time_alternately(steps: Dict[str, Callable[[], object]], warmup: int, repeats: int, device: str) -> Dict[str, float]:
+    """Median seconds of each step, the steps taken in turn so that machine drift hits them alike."""
     for _ in range(warmup):
         for step in steps.values():
             step()
-    seconds = {key: [] for key in steps}
+    seconds: Dict[str, List[float]] = {key: [] for key in steps}
     for _ in range(repeats):
         for key, step in steps.items():
             sync(device)
@@ -156,17 +151,44 @@ def run(name: str, seq_len: int, batch_size: int | None, repeats: int, warmup: i
             step()
             sync(device)
             seconds[key].append(time.perf_counter() - start)
+    return {key: statistics.median(times) for key, times in seconds.items()}
+
+
+def run(name: str, seq_len: int, batch_size: int | None, repeats: int, warmup: int, device: str, dtype: str,
+        peak_tflops: float | None, hf_compiled: bool = True) -> Iterator[dict]:
+    """The row of ``name``: ours against HF eager, yielded as soon as they are timed; then, with
+    ``hf_compiled``, the row again with HF through ``torch.compile`` (timed in turn with ours once more,
+    its ratio from that round). A caller that saves each row as it comes keeps the eager figures
+    when compilation runs out of time."""
+    hf_kwargs, default_batch = CONFIGS[name]
+    batch_size = batch_size or default_batch
+    theirs = hf_model(hf_kwargs, device)
+    ours = our_step(theirs, hf_kwargs, device, dtype)
+    batch = make_batch(batch_size, seq_len, device)
     flops = real_token_flops(theirs, batch)
     result = {"model": name, "batch": f"{batch_size}x{seq_len}", "device": device, "dtype": dtype}
-    for key, times in seconds.items():
-        median = statistics.median(times)
-        result[f"{key}_tokens_per_s"] = batch_size * seq_len / median
+
+    def record(side: str, median: float) -> None:
+        result[f"{side}_tokens_per_s"] = batch_size * seq_len / median
         if peak_tflops:
-            result[f"{key}_mfu"] = flops / median / (peak_tflops * 1e12)
-    result["ratio_ours_over_hf"] = result["ours_tokens_per_s"] / result["hf_tokens_per_s"]
-    if hf_compiled:
-        result["ratio_ours_over_hf_compiled"] = result["ours_tokens_per_s"] / result["hf_compiled_tokens_per_s"]
-    return result
+            result[f"{side}_mfu"] = flops / median / (peak_tflops * 1e12)
+
+    def ours_step() -> None:
+        ours.call([batch], 0.0)
+
+    medians = time_alternately(
+        {"ours": ours_step, "hf": hf_step(theirs, batch, device, dtype, compiled=False)}, warmup, repeats, device
+    )
+    record("ours", medians["ours"])
+    record("hf", medians["hf"])
+    result["ratio_ours_over_hf"] = medians["hf"] / medians["ours"]
+    yield dict(result)
+    if hf_compiled:  # a copy with its own weights and optimizer, so that the steps do not interleave
+        compiled = hf_step(hf_model(hf_kwargs, device), batch, device, dtype, compiled=True)
+        medians = time_alternately({"ours": ours_step, "hf_compiled": compiled}, warmup, repeats, device)
+        record("hf_compiled", medians["hf_compiled"])
+        result["ratio_ours_over_hf_compiled"] = medians["hf_compiled"] / medians["ours"]
+        yield dict(result)
 
 
 def format_result(result: dict) -> str:
@@ -199,14 +221,15 @@ def main() -> None:
         torch.set_num_threads(os.cpu_count() or 1)
     peak = args.peak_tflops or (CUDA_PEAK_TFLOPS if args.device == "cuda" else None)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
-    results = []
+    results: List[dict] = []
     for name in args.models:
-        results.append(run(name, args.seq_len, args.batch_size, args.repeats, args.warmup, args.device, args.dtype, peak,
-                           not args.skip_hf_compiled))
-        print(format_result(results[-1]), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        results.append({})
+        for row in run(name, args.seq_len, args.batch_size, args.repeats, args.warmup, args.device, args.dtype, peak,
+                       not args.skip_hf_compiled):
+            results[-1] = row
+            print(format_result(row), flush=True)
+            if args.json:  # after every row: a time limit that stops the script keeps what was measured
+                write_json_atomic(args.json, results)
 
 
 if __name__ == "__main__":

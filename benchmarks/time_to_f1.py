@@ -36,7 +36,7 @@ from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
 from data_processing.ner_raw import CONLL, read_split_file
-from modelzoo.cli.modes import make_backend
+from modelzoo.backends.targets import make_backend
 from modelzoo.common.atomic import atomic_file, write_json_atomic
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.data.csv_layout import LABEL_VOCAB_FILE

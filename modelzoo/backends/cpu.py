@@ -13,4 +13,4 @@ def cpu_backend(params: Params) -> TorchBackend:
     """The CPU, once the params ask for nothing it cannot do."""
     if params.runconfig.precision == "float16":
         raise ParamsError("runconfig.precision: float16 needs a GPU (loss scaling); use float32 or bfloat16 on CPU")
-    return TorchBackend(params, torch.device("cpu"), "gloo")
+    return TorchBackend(params, lambda local_rank: torch.device("cpu"), "gloo")

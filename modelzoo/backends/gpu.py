@@ -23,5 +23,13 @@ def require_cuda() -> torch.device:
     return torch.device("cuda")
 
 
+def gpu_of_rank(local_rank: int) -> torch.device:
+    """The process's GPU, made current (one GPU per process under torchrun)."""
+    device = torch.device("cuda", local_rank)
+    torch.cuda.set_device(device)
+    return device
+
+
 def gpu_backend(params: Params) -> TorchBackend:
-    return TorchBackend(params, require_cuda(), "nccl")
+    require_cuda()
+    return TorchBackend(params, gpu_of_rank, "nccl")

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from modelzoo.backends.torch_step import TorchStep
 from modelzoo.common.device import DeviceSetup
-from modelzoo.common.distributed import DistContext, init_distributed, shutdown_distributed
+from modelzoo.common.distributed import DistContext, init_distributed, local_rank, shutdown_distributed
 from modelzoo.heads.task import Task
 from modelzoo.loop.evaluation import evaluate
 from modelzoo.params.params import Params
 
 
 class TorchBackend:
-    def __init__(self, params: Params, device: torch.device, distributed_backend: str) -> None:
-        self.params, self.device, self.distributed_backend = params, device, distributed_backend
+    """``device_of_rank(local_rank)`` takes the process's device (a GPU back-end makes it current)."""
+
+    def __init__(self, params: Params, device_of_rank: Callable[[int], torch.device], distributed_backend: str) -> None:
+        self.params, self.device_of_rank, self.distributed_backend = params, device_of_rank, distributed_backend
 
     def start(self) -> DistContext:
-        """Join the process group (if torchrun started several) and take this rank's device."""
-        context = init_distributed(self.distributed_backend)
-        if self.device.type == "cuda":
-            self.device = torch.device("cuda", context.local_rank)
-            torch.cuda.set_device(self.device)
+        """Take this rank's device, then join the process group (if torchrun started the run): NCCL
+        binds its communicator to the device that is current when the group starts."""
+        self.device = self.device_of_rank(local_rank())
+        context = init_distributed(self.distributed_backend, self.device)
         self.setup = DeviceSetup(self.device, self.params.runconfig.precision)
         return context
 
