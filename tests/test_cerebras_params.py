@@ -18,7 +18,8 @@ import yaml
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.params.cerebras import CEREBRAS_KEYS
-from modelzoo.params.params import load_params, reference_markdown, save_params
+from modelzoo.params.params import load_params, save_params
+from modelzoo.params.reference import reference_markdown
 from tests.run_fixtures import run_py
 
 BC5CDR_CHEM_1_9 = """\

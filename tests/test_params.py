@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from modelzoo.common.errors import ParamsError
-from modelzoo.params.params import RunConfig, load_params, reference_markdown, save_params
+from modelzoo.params.params import RunConfig, load_params, save_params
+from modelzoo.params.reference import reference_markdown
 from modelzoo.params.yaml_marks import MAX_ALIAS_VALUES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -187,5 +188,5 @@ def test_saved_params_reload_equal_and_leave_no_temp_file(tmp_path):
 
 def test_committed_reference_page_is_the_generated_one():
     committed = (REPO_ROOT / "docs" / "PARAMS.md").read_text()
-    assert committed == reference_markdown(), "regenerate: python -m modelzoo.params.params --reference > docs/PARAMS.md"
+    assert committed == reference_markdown(), "regenerate: python -m modelzoo.params.reference > docs/PARAMS.md"
     assert "`save_checkpoints_steps`" in committed and "int \\| null" in committed

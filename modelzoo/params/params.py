@@ -6,12 +6,12 @@ node marks) and what: an unknown key with the nearest valid one, a wrong type wi
 one. YAML 1.1 reads ``1e-5`` (no dot) as a string; the loader here reads it as a float, as YAML 1.2
 and every reader of a learning rate expect.
 
-``python -m modelzoo.params.params --reference`` prints the reference page of every key (docs/PARAMS.md).
+Reading the YAML with the position of every key is :mod:`modelzoo.params.yaml_marks`; the reference
+page of every key (docs/PARAMS.md) is :mod:`modelzoo.params.reference`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 import sys
@@ -25,19 +25,17 @@ from modelzoo.common.atomic import write_text_atomic
 from modelzoo.common.schema import (
     ParamsError,
     build,
-    describe,
     param,
     to_dict,
     unknown_key_message,
 )
 from modelzoo.data.params import InputParams
-from modelzoo.heads import head_names, head_spec
-from modelzoo.optim.lr_schedule import SCHEDULER_NAMES, check_schedule_covers
+from modelzoo.heads import head_spec
+from modelzoo.optim.lr_schedule import check_schedule_covers
 from modelzoo.optim.params import OptimizerParams
 from modelzoo.params.cerebras import CerebrasReport, misplaced_key_message, translate
-from modelzoo.params.cerebras import reference_markdown as cerebras_keys_markdown
 from modelzoo.params.ipu import IPUParams
-from modelzoo.params.yaml_marks import KeyPath, key_marks
+from modelzoo.params.yaml_marks import KeyPath, locate, read_yaml
 from modelzoo.params.yaml_marks import mark_text as _at
 
 
@@ -161,37 +159,6 @@ class Params:
 # --- reading -----------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML, but ``1e-5`` is a float (YAML 1.2), not the string YAML 1.1 makes of it."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-def _read_yaml(path: Path) -> Tuple[Any, Dict[KeyPath, yaml.Mark]]:
-    """The file's values and the marks of its keys (named after the file, for the messages)."""
-    try:
-        stream = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise ParamsError(f"params file not found: {path}") from None
-    loader = _Loader(stream)
-    try:
-        node = loader.get_single_node()
-        marks = key_marks(node) if node is not None else {}  # first: building the values rewrites merges
-        values = loader.construct_document(node) if node is not None else {}
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = _at(mark) if mark else str(path)
-        raise ParamsError(f"{where}: YAML syntax error: {error.problem or error.context}") from None
-    finally:
-        loader.dispose()
-        stream.close()
-    return values, marks
-
-
 def _check_known_key(section: str, key: Any, where: str) -> None:
     """Unknown keys are caught before the schema builds the section, so the message can say where."""
     valid = [f.name for f in dataclasses.fields(SECTIONS[section])]
@@ -218,21 +185,6 @@ def _apply_overrides(raw: Dict[str, Any], overrides: Dict[str, Any]) -> Set[Tupl
     return applied
 
 
-def _locate(message: str, section: str, marks: Dict[KeyPath, yaml.Mark], overridden: set, path: Path) -> str:
-    """The place an error message is about: the deepest written key its ``section.key[0].sub`` prefix names."""
-    head = re.match(r"[\w\[\].]+", message)
-    parts = re.findall(r"\w+|\[\d+\]", head.group(0) if head else "")
-    key_path = tuple(int(p[1:-1]) if p.startswith("[") else p for p in parts)
-    if key_path[:1] != (section,):
-        key_path = (section, *key_path)
-    if key_path[:2] in overridden:
-        return "command line"
-    for length in range(len(key_path), 0, -1):
-        if key_path[:length] in marks:
-            return _at(marks[key_path[:length]])
-    return str(path)
-
-
 def _drop_retired_keys(raw: Dict[str, Any], marks: Dict[KeyPath, yaml.Mark]) -> None:
     """Older files' ``model:`` keys that no longer mean anything: dropped, with a note naming where."""
     model = raw.get("model")
@@ -250,7 +202,7 @@ def load_params(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
     overridden values are validated like the file's own.
     """
     path = Path(path)
-    raw, marks = _read_yaml(path)
+    raw, marks = read_yaml(path)
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
     report = translate(raw, marks, _at)
@@ -273,7 +225,7 @@ def load_params(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
                 head_spec(built[section].head)
         except ParamsError as error:
             message = str(error) if re.match(rf"{section}\b", str(error)) else f"{section}.{error}"
-            raise ParamsError(f"{_locate(message, section, marks, overridden, path)}: {message}") from None
+            raise ParamsError(f"{locate(message, section, marks, overridden, path)}: {message}") from None
     return Params(**built, cerebras=report)
 
 
@@ -289,60 +241,3 @@ def save_params(params: Params, path: Union[str, Path]) -> Path:
     header = "".join(f"# {line}\n" for line in params.cerebras.lines()) if params.cerebras else ""
     body = yaml.safe_dump(params.to_dict(), sort_keys=False, default_flow_style=False)
     return write_text_atomic(path, header + body)
-
-
-# --- reference page ----------------------------------------------------------------------------
-
-_SCHEDULE_DOC = """\
-## Learning-rate schedules
-
-`optimizer.learning_rate` is a number (a constant rate) or a list of schedules run one after the
-other (the Cerebras model zoo format). Each entry has a `scheduler` and its keys:
-
-| scheduler | keys | rate `t` steps into the entry |
-|---|---|---|
-| `Linear` | `initial_learning_rate`, `end_learning_rate`, `total_iters` | straight line from initial to end |
-| `Cosine` | `initial_learning_rate`, `end_learning_rate`, `total_iters` | half cosine from initial to end |
-| `Constant` | `learning_rate`, `total_iters` (not needed last) | `learning_rate` |
-
-Every entry but the last needs `total_iters`; Cerebras' spellings `steps` and `decay_steps` are
-accepted for it, and scheduler names are case-insensitive ({names}). The entries must span the
-run exactly (their `total_iters` sum to the run's steps), or the last one leaves `total_iters` out
-and runs to the end. Step 0 is the first optimizer update.
-
-```yaml
-optimizer:
-  learning_rate:
-    - {{scheduler: Linear, initial_learning_rate: 0.0, end_learning_rate: 5.0e-5, total_iters: 100}}
-    - {{scheduler: Linear, initial_learning_rate: 5.0e-5, end_learning_rate: 0.0, total_iters: 900}}
-```
-"""
-
-
-def reference_markdown() -> str:
-    """The reference page of every key, generated from the schema (committed as docs/PARAMS.md)."""
-    header = (
-        "# Params reference\n\n"
-        "Generated by `python -m modelzoo.params.params --reference` from the schema; do not edit by hand.\n"
-        "Sections `train_input` / `eval_input` (needed by the modes that read them) and `ipu` are optional;\n"
-        "the others may be omitted to take every default. An unknown key is an error naming the nearest valid one.\n"
-    )
-    choices = {"model": {"head": head_names()}}
-    sections = [describe(cls, name, choices.get(name, {})) for name, cls in SECTIONS.items() if name != "eval_input"]
-    sections[0] = sections[0].replace("### `train_input`", "### `train_input` and `eval_input`")
-    names = ", ".join(f"`{name}`" for name in SCHEDULER_NAMES)
-    return "\n".join([header, *sections, _SCHEDULE_DOC.format(names=names), cerebras_keys_markdown()])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="The params file's schema.")
-    parser.add_argument("--reference", action="store_true", help="print the Markdown reference of every key")
-    args = parser.parse_args()
-    if args.reference:
-        print(reference_markdown(), end="")
-    else:
-        parser.print_help()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,6 @@
-"""Where each key of a params file is written, read from the YAML node graph before any value is built.
+"""Reading a params file: its values, and where each key is written, read from the YAML node graph before
+any value is built. YAML 1.1 reads ``1e-5`` (no dot) as a string; the loader here reads it as a float,
+as YAML 1.2 and every reader of a learning rate expect.
 
 The marks make every error ``FILE:LINE:COLUMN``. The walk follows YAML's own rules for what a
 mapping holds, so that a position exists for every key the values will have:
@@ -16,6 +18,8 @@ mapping holds, so that a position exists for every key the values will have:
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
 
 import yaml
@@ -102,3 +106,53 @@ def _pairs(
                 for pair in _pairs(source, prefix, key_mark, walk):
                     merged.setdefault(pair[0].value, pair)
     return [*own.values(), *(pair for key, pair in merged.items() if key not in own)]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, but ``1e-5`` is a float (YAML 1.2), not the string YAML 1.1 makes of it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+def read_yaml(path: Path) -> Tuple[Any, Dict[KeyPath, yaml.Mark]]:
+    """The file's values and the marks of its keys (named after the file, for the messages)."""
+    try:
+        stream = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    loader = _Loader(stream)
+    try:
+        node = loader.get_single_node()
+        marks = key_marks(node) if node is not None else {}  # first: building the values rewrites merges
+        values = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = mark_text(mark) if mark else str(path)
+        raise ParamsError(f"{where}: YAML syntax error: {error.problem or error.context}") from None
+    finally:
+        loader.dispose()
+        stream.close()
+    return values, marks
+
+
+def locate(message: str, section: str, marks: Dict[KeyPath, yaml.Mark], overridden: set, path: Path) -> str:
+    """The place an error message is about: the deepest written key its ``section.key[0].sub`` prefix names.
+
+    Every ParamsError about a key begins with the key's dotted path (the schema's and each section's
+    checks write them so), which is what lets one message be placed without each check knowing the file.
+    """
+    head = re.match(r"[\w\[\].]+", message)
+    parts = re.findall(r"\w+|\[\d+\]", head.group(0) if head else "")
+    key_path = tuple(int(p[1:-1]) if p.startswith("[") else p for p in parts)
+    if key_path[:1] != (section,):
+        key_path = (section, *key_path)
+    if key_path[:2] in overridden:
+        return "command line"
+    for length in range(len(key_path), 0, -1):
+        if key_path[:length] in marks:
+            return mark_text(marks[key_path[:length]])
+    return str(path)
