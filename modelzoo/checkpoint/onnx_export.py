@@ -4,7 +4,7 @@ Which graph. ONNX Runtime runs BERT fastest when it can fuse attention, the embe
 LayerNorms and bias-GELU into its own kernels, and those fusions recognise the graph that torch's
 TorchScript exporter writes for Hugging Face's ``BertForTokenClassification`` with eager attention.
 Our model's own export (fused QKV, SDPA, block-diagonal masks) matches none of the patterns, and
-ONNX Runtime ran it markedly slower (README: Predict, Measured). So the export goes through the
+ONNX Runtime ran it markedly slower (docs/PREDICT.md, docs/MEASURED.md). So the export goes through the
 Hugging Face model, which holds the same weights (the converter's ``hf`` naming) and computes the same
 logits (tests/test_hf_parity.py; the export is checked against our model's logits too), and
 ``model.onnx`` is that graph after ``onnxruntime.transformers.optimizer.optimize_model``. The padded
@@ -15,8 +15,8 @@ int8. ``model_int8.onnx`` is ``onnxruntime.quantization.quantize_dynamic`` of th
 fused one quantizes to a slower graph) with the weights of ``--quantize int8``
 (:mod:`modelzoo.predict.int8`): about 7 bits (``reduce_range``: -64..63) with one scale per output
 channel, activations quantized per batch to all 8 bits, the classifier in float32. ONNX Runtime's
-default, one scale per weight matrix, costs entity F1; this scheme keeps it (README: Predict,
-Measured). It has one activation scale for every row, where ``--quantize int8`` gives the FFN's
+default, one scale per weight matrix, costs entity F1; this scheme keeps it (docs/PREDICT.md,
+docs/MEASURED.md). It has one activation scale for every row, where ``--quantize int8`` gives the FFN's
 outlier rows their own: ``DynamicQuantizeLinear`` has no such split.
 """
 

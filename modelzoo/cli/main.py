@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="input lines are whitespace-separated words (no further splitting)")
     predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
                          help="CPU only: int8 encoder (7-bit weights, 8-bit activations, oneDNN kernels), the fastest "
-                         "CPU path; with --engine onnxruntime the export's model_int8.onnx (README: Predict)")
+                         "CPU path; with --engine onnxruntime the export's model_int8.onnx (docs/PREDICT.md)")
     predict.add_argument("--engine", choices=ENGINES, default="torch",
                          help="onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
     add_serve_arguments(parser)

@@ -12,7 +12,7 @@ a rescaling pass after the multiply and give up the fused GELU. One scale suits 
 are alike, but the input of the FFN's second linear (the GELU output) has a few tokens many times
 larger than the rest, which would leave the others a handful of levels: there those rows get a
 scale of their own in a second, small multiply (``outlier_rows``), and that brings int8's entity
-F1 back to float32's (README: Predict, Measured). The weights have a scale per output channel and
+F1 back to float32's (docs/PREDICT.md, docs/MEASURED.md). The weights have a scale per output channel and
 lose almost nothing at 7 bits (-64..63). That keeps every pair of products that an int8 kernel
 without VNNI adds into 16 bits below 2 x 255 x 64 = 32640, so the same weights are exact on every
 x86 CPU. The export's ``model_int8.onnx`` has these weights and one input scale per batch.
@@ -23,7 +23,7 @@ adds the bias and applies the layer's GELU in the same pass (the GELU output is 
 of the layer). ``torch.ao``'s ``quantize_dynamic`` (fbgemm) has neither and was markedly slower, and
 torchao's eager CPU path has no fast x86 int8 kernel yet (pytorch/ao#4365). The input is quantized by
 ``torch.quantize_per_tensor``, one pass, and handed to oneDNN as its uint8 storage.
-``benchmarks/predict.py`` prints speed and F1 of float32 and int8 (README: Predict, Measured).
+``benchmarks/predict.py`` prints speed and F1 of float32 and int8 (docs/PREDICT.md, docs/MEASURED.md).
 """
 
 from __future__ import annotations
