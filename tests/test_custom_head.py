@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 import transformers
@@ -19,7 +20,7 @@ import transformers
 from modelzoo.bert import BertConfig, BertForTokenClassification
 from modelzoo.cli.main import main
 from modelzoo.data.labels import IGNORE_LABEL
-from modelzoo.heads import head_names, register_head
+from modelzoo.heads import head_names, register_head, unregister_head
 from modelzoo.heads.token_classification import TOKEN_CLASSIFICATION
 from modelzoo.tools.convert_checkpoint import convert
 from tests.export_runs import ner_params, write_params
@@ -40,13 +41,19 @@ class FocalBertForTokenClassification(BertForTokenClassification):
         return (focal * counted).sum() / counted.sum().clamp(min=1)
 
 
-FOCAL = register_head(
-    dataclasses.replace(
-        TOKEN_CLASSIFICATION, name="focal_token_classification", model_class=FocalBertForTokenClassification,
-        converter_name="bert-focal-token-classification", description="token classifier trained with a focal loss",
-        cerebras_processors=(),
-    )
+FOCAL = dataclasses.replace(
+    TOKEN_CLASSIFICATION, name="focal_token_classification", model_class=FocalBertForTokenClassification,
+    converter_name="bert-focal-token-classification", description="token classifier trained with a focal loss",
+    cerebras_processors=(),
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def focal_head_registered():
+    """Registered for this module's tests only: other modules see the built-in heads alone."""
+    register_head(FOCAL)
+    yield
+    unregister_head(FOCAL.name)
 
 
 def _run(*args: str) -> int:

@@ -5,7 +5,7 @@ Importing the package registers the built-in heads; ``build_task(params)`` is ho
 """
 
 from modelzoo.heads import sequence_classification, token_classification  # noqa: F401  (they register themselves)
-from modelzoo.heads.spec import HeadSpec, head_names, head_spec, register_head
+from modelzoo.heads.spec import HeadSpec, head_names, head_spec, register_head, unregister_head
 from modelzoo.heads.task import RunSections, Task
 
 
@@ -15,4 +15,4 @@ def build_task(params: RunSections) -> Task:
     return spec.task_class(params, spec.model_class)
 
 
-__all__ = ["HeadSpec", "RunSections", "Task", "build_task", "head_names", "head_spec", "register_head"]
+__all__ = ["HeadSpec", "RunSections", "Task", "build_task", "head_names", "head_spec", "register_head", "unregister_head"]

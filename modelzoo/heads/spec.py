@@ -70,6 +70,11 @@ def register_head(spec: HeadSpec) -> HeadSpec:
     return spec
 
 
+def unregister_head(name: str) -> None:
+    """Forget the head ``name`` (a plug-in's tests register a head and take it back)."""
+    del _HEADS[name]
+
+
 def head_names() -> List[str]:
     return list(_HEADS)
 
