@@ -20,10 +20,10 @@ from modelzoo.cli.modes import run_mode
 from modelzoo.common.errors import ParamsError, UserError, os_error_reason
 from modelzoo.loop.trainer import TrainingInterrupted
 from modelzoo.params.params import load_params
+from modelzoo.predict.engine_choice import ENGINES
 from modelzoo.predict.html_page import MAX_PAGE_LINES
 from modelzoo.predict.input_lines import CHUNK_LINES
 from modelzoo.predict.int8 import QUANTIZE_CHOICES
-from modelzoo.predict.onnx_engine import ENGINES
 
 MODES = ("train", "eval", "train_and_eval", "predict")
 PREDICT_OPTIONS = (
@@ -83,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
                          help="CPU only: int8 encoder (7-bit weights, 8-bit activations, oneDNN kernels), the fastest "
                          "CPU path; with --engine onnxruntime the export's model_int8.onnx (README: Predict)")
-    predict.add_argument("--engine", choices=ENGINES, default="torch",
-                         help="onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
+    predict.add_argument("--engine", choices=ENGINES, default="auto",
+                         help="torch: the model as trained; onednn: its layers in fused oneDNN kernels (same predictions); "
+                         "auto: the faster of the two on this host, measured at start-up (or onnxruntime for an ONNX "
+                         "export); onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
     return parser
 
 

@@ -20,8 +20,6 @@ from modelzoo.bert.heads import ModelOutput
 from modelzoo.checkpoint.onnx_export import INPUT_NAMES, INT8_ONNX_FILE, ONNX_FILE, OUTPUT_NAME
 from modelzoo.common.errors import CheckpointError, ParamsError, UserError
 
-ENGINES = ("torch", "onnxruntime")
-
 
 class OnnxRuntimeMissingError(UserError):
     """--engine onnxruntime without the onnxruntime package."""

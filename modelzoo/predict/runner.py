@@ -38,6 +38,7 @@ from modelzoo.data.text_files import read_utf8_text
 from modelzoo.data.vocab import read_label_vocab
 from modelzoo.params.params import Params
 from modelzoo.predict.classifier import SentenceClassifier
+from modelzoo.predict.engine_choice import checkpoint_engine, choose_torch_engine
 from modelzoo.predict.html_page import MAX_PAGE_LINES, render_classification_page, render_page
 from modelzoo.predict.input_lines import (
     CHUNK_LINES,
@@ -75,7 +76,7 @@ class PredictOptions:
     output_html: Optional[str] = None
     pretokenized: bool = False
     quantize: Optional[str] = None
-    engine: str = "torch"
+    engine: str = "auto"
     pairs: bool = False
     min_entity_score: Optional[float] = None
     conll_scores: bool = False
@@ -97,7 +98,7 @@ def check_options(options: PredictOptions, head: str) -> None:
             raise ParamsError(f"{name}: only for model.head token_classification (this model is {head})")
     if options.pairs and head != SEQUENCE_HEAD:
         raise ParamsError(f"--pairs: only for model.head sequence_classification (this model is {head})")
-    if options.engine != "torch" and head != TOKEN_HEAD:
+    if options.engine not in ("auto", "torch") and head != TOKEN_HEAD:
         raise ParamsError(f"--engine {options.engine}: only for model.head token_classification (this model is {head})")
     if options.conll_scores and options.output_format != "conll":
         raise ParamsError("--conll_scores: adds a column to --output_format conll; JSON lines always hold the scores")
@@ -159,15 +160,18 @@ def _precision(params: Params, quantize: Optional[str]) -> str:
 
 
 def build_tagger(
-    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None, engine: str = "torch"
+    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None, engine: str = "auto"
 ) -> Tuple[WordTagger, List[str]]:
     """The tagger for ``params`` with the checkpoint's weights loaded (``quantize="int8"``: then
-    quantized, see :mod:`modelzoo.predict.int8`); also returns the load report lines."""
+    quantized, see :mod:`modelzoo.predict.int8`) on ``engine`` (:mod:`modelzoo.predict.engine_choice`);
+    also returns the load report lines."""
     id_to_label, checkpoint = _labels_and_checkpoint(params)
-    if engine == "onnxruntime":
+    if checkpoint_engine(engine, checkpoint) == "onnxruntime":
         model, report = load_onnx_engine(checkpoint, quantize)
     else:
         model, report = _torch_model(BertForTokenClassification, params, checkpoint, device, strict, quantize)
+        model, choice = choose_torch_engine(model, engine, device, _precision(params, quantize), quantize is not None)
+        report.append(choice)
     inputs = params.eval_input
     setup = DeviceSetup(device, _precision(params, quantize))
     tagger = WordTagger(model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup,
