@@ -112,15 +112,16 @@ def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, t
     assert [r["words"] for r in records["int8"]] == [r["words"] for r in records["float"]] == [s.words for s in sentences]
 
 
-def test_int8_computes_the_padding_in_float32_and_float_skips_it_in_its_precision(trained):
-    """int8 computes the padding (its F1 measured better so) with float32 around it; the float model
-    keeps ``runconfig.precision`` and skips the padding."""
+def test_int8_computes_in_float32_around_its_kernels_and_float_keeps_its_precision(trained):
+    """int8 computes the rest of the model in float32 (the combination whose F1 was measured); the float
+    model keeps ``runconfig.precision``, and its engine says why it is torch."""
     params_file, _ = trained
     params = load_params(params_file, {"runconfig.precision": "bfloat16"})
-    float_tagger, _ = runner.build_tagger(params, torch.device("cpu"))
-    int8_tagger, _ = runner.build_tagger(params, torch.device("cpu"), quantize="int8")
-    assert (float_tagger.skip_padding, float_tagger.setup.precision) == (True, "bfloat16")
-    assert (int8_tagger.skip_padding, int8_tagger.setup.precision) == (False, "float32")
+    float_tagger, float_log = runner.build_tagger(params, torch.device("cpu"))
+    int8_tagger, int8_log = runner.build_tagger(params, torch.device("cpu"), quantize="int8")
+    assert (float_tagger.setup.precision, int8_tagger.setup.precision) == ("bfloat16", "float32")
+    assert "engine auto: torch (the fused oneDNN layers are float32; runconfig.precision is bfloat16)" in float_log
+    assert "engine auto: torch (--quantize int8 has its own fused kernels)" in int8_log
 
 
 def test_long_input_is_windowed_and_every_word_tagged(trained, tmp_path, capsys):

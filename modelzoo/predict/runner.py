@@ -174,8 +174,7 @@ def build_tagger(
         report.append(choice)
     inputs = params.eval_input
     setup = DeviceSetup(device, _precision(params, quantize))
-    tagger = WordTagger(model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup,
-                        skip_padding=quantize is None)
+    tagger = WordTagger(model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup)
     return tagger, report
 
 
