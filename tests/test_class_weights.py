@@ -3,6 +3,8 @@ The sequence classifier refuses it, and document context, rather than ignore the
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from modelzoo.common.errors import ParamsError
 from modelzoo.data.class_weights import frequency_class_weights
 from modelzoo.heads import build_task
 from modelzoo.params.params import load_params
+from tests.poptorch_standin import StandinPoptorch
 from tests.run_fixtures import tiny_params, write_params
 
 TINY = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_heads": 2, "filter_size": 32, "num_classes": 4}
@@ -89,3 +92,18 @@ def test_the_sequence_classifier_refuses_the_token_classifiers_options(option, c
     params[section][key] = [1.0, 2.0] if key == "class_weights" else 8
     assert main(["CPU", "--mode", "train", "--params", str(write_params(tmp_path / "p.yaml", params))]) == 2
     assert option in capsys.readouterr().err
+
+
+def test_auto_weights_train_through_the_ipu_standin(ner_csv, tmp_path, monkeypatch, capsys):
+    """The weighted loss keeps to poptorch's documented operations (the stand-in fails any other); no IPU result."""
+    monkeypatch.setitem(sys.modules, "poptorch", StandinPoptorch())
+    params = tiny_params(ner_csv, tmp_path / "run", runconfig={"max_steps": 2, "log_steps": 1, "save_checkpoints_steps": 0})
+    params["model"]["class_weights"] = "auto"
+    params["ipu"] = {"layers_per_ipu": [1, 1], "gradient_accumulation": 2}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["IPU", "--mode", "train", "--params", str(write_params(tmp_path / "p.yaml", params))]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "model.class_weights auto: " in capsys.readouterr().out
