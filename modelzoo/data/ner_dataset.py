@@ -5,7 +5,9 @@ per feature (hundreds of thousands of examples per second) instead of per-exampl
 collating. Besides the five model inputs (:data:`MODEL_INPUT_KEYS`) every batch carries
 :data:`METADATA_KEYS`, which tie each position back to a word of the raw file for evaluation.
 CSVs written by Cerebras' own script (``tokens,labels`` only) are read too: the word index is then
-derived from the ``X`` labels and every example counts as its own sentence.
+derived from the ``X`` labels and every example counts as its own sentence. With ``context_tokens``
+each example is framed by its document's neighbouring pieces as the folder is read
+(:mod:`modelzoo.data.document_context`, the ``document_index`` column), before any packing.
 
 With ``packing`` on, the examples are packed once, when the folder is read (the histogram strategy
 takes milliseconds; which examples share a row is drawn from ``shuffle_seed``), and a row is a
