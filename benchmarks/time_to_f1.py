@@ -36,8 +36,8 @@ no ratio is given for it. The JSON records every curve, the precision, the CPU's
 torch's version and threads; the PNG plots every curve.
 
 ``--max_train_s`` ends a run that has not reached the highest target by then (a plateau), and
-``--lock FILE`` holds that file only while a run trains (see ``TrainingClock``). CI runs the script
-on 64 sentences for 2 steps.
+``--lock FILE`` holds that file while a run trains and is evaluated, in turns (see ``TrainingClock``).
+CI runs the script on 64 sentences for 2 steps.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/time_to_f1.py --seeds 3 --eval_every_s 30 --stop_at_target \
         [--max_train_s 1800] [--lock /tmp/bench.lock] [--max_runs 1]
@@ -88,14 +88,27 @@ HF_EVAL_BATCH = 64
 class TrainingClock:
     """Seconds spent training: paused around each evaluation (CUDA work is waited for at both ends).
 
-    With a lock file, the clock holds it (``flock``, as the shell's ``flock`` takes it) only while it
-    runs: other benchmarks on a shared machine wait for the training seconds, not for evaluations,
-    and the wait for the lock is not counted.
+    With a lock file (``flock``, as the shell's ``flock`` takes it) the run holds it while it trains
+    and evaluates, so that neither is timed on top of another benchmark of a shared machine, and
+    lets it go between two evaluations once it has held it ``LOCK_TURN_S`` (the wait is not counted).
     """
+
+    LOCK_TURN_S = 600.0
+    LOCK_GAP_S = 5.0  # long enough for a waiting process to take the lock before this one asks again
 
     def __init__(self, device: str, lock: Optional[Path] = None) -> None:
         self.device, self.total, self.started = device, 0.0, None
         self.lock = lock.open("a") if lock else None
+        self.held_since: Optional[float] = None
+
+    def _take_turn(self) -> None:
+        if self.held_since is not None and time.monotonic() - self.held_since < self.LOCK_TURN_S:
+            return
+        if self.held_since is not None:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+            time.sleep(self.LOCK_GAP_S)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        self.held_since = time.monotonic()
 
     def _now(self) -> float:
         if self.device == "cuda":
@@ -104,25 +117,23 @@ class TrainingClock:
 
     def start(self) -> None:
         if self.lock:
-            fcntl.flock(self.lock, fcntl.LOCK_EX)
+            self._take_turn()
         self.started = self._now()
 
     def pause(self) -> float:
         if self.started is not None:
             self.total += self._now() - self.started
             self.started = None
-        if self.lock:
-            fcntl.flock(self.lock, fcntl.LOCK_UN)
         return self.total
 
     def seconds(self) -> float:
         return self.total + (time.perf_counter() - self.started if self.started is not None else 0.0)
 
     def stop(self) -> None:
-        """After the run: the clock paused and the lock file closed."""
+        """After the run: the clock paused and the lock let go."""
         self.pause()
         if self.lock:
-            self.lock.close()
+            self.lock.close()  # closing the last descriptor of a flock releases it
 
 
 class Evaluations:
@@ -421,7 +432,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--max_sentences", type=int, help="only the first N sentences of each split (CI)")
     parser.add_argument("--max_steps", type=int, help="train each run only N steps (CI)")
     parser.add_argument("--max_train_s", type=float, help="end a run after N training seconds (evaluated then)")
-    parser.add_argument("--lock", type=Path, help="a lock file held only while training (shared machines)")
+    parser.add_argument("--lock", type=Path, help="a lock file held while a run trains and is evaluated, in turns (shared machines)")
     parser.add_argument("--max_runs", type=int, help="measure at most N runs not yet saved, then tabulate all saved")
     return parser.parse_args(argv)
 
