@@ -93,7 +93,7 @@ class TrainingClock:
     lets it go between two evaluations once it has held it ``LOCK_TURN_S`` (the wait is not counted).
     """
 
-    LOCK_TURN_S = 600.0
+    LOCK_TURN_S = 840.0  # how long a run keeps the lock before it lets a waiting benchmark in
     LOCK_GAP_S = 5.0  # long enough for a waiting process to take the lock before this one asks again
 
     def __init__(self, device: str, lock: Optional[Path] = None) -> None:
