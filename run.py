@@ -5,7 +5,11 @@ Thin on purpose: the command line, params, data, model and executors live under 
 
 import sys
 
-from modelzoo.cli.main import main
+from modelzoo.common.openmp import wait_passively_when_predicting
+
+wait_passively_when_predicting(sys.argv[1:])  # before torch loads OpenMP, which reads its settings once
+
+from modelzoo.cli.main import main  # noqa: E402 (after the OpenMP setting above)
 
 if __name__ == "__main__":
     sys.exit(main())

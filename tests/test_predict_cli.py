@@ -115,15 +115,19 @@ def test_quantize_int8_reaches_the_model_and_keeps_the_words(trained, ner_csv, t
     assert [r["words"] for r in records["int8"]] == [r["words"] for r in records["float"]] == [s.words for s in sentences]
 
 
-def test_int8_computes_the_padding_in_float32_and_float_skips_it_in_its_precision(trained):
-    """int8 computes the padding (its F1 measured better so) with float32 around it; the float model
-    keeps ``runconfig.precision`` and skips the padding."""
+def test_int8_computes_in_float32_around_its_kernels_and_float_keeps_its_precision(trained):
+    """int8 computes the rest of the model in float32 (the combination whose F1 was measured); the float
+    model keeps ``runconfig.precision``, and its engine says why it is torch."""
     params_file, _ = trained
     params = load_params(params_file, {"runconfig.precision": "bfloat16"})
-    float_tagger = inference_model.build_predictor(params, PredictOptions("-"), torch.device("cpu"))[0].tagger
-    int8_tagger = inference_model.build_predictor(params, PredictOptions("-", quantize="int8"), torch.device("cpu"))[0].tagger
-    assert (float_tagger.skip_padding, float_tagger.setup.precision) == (True, "bfloat16")
-    assert (int8_tagger.skip_padding, int8_tagger.setup.precision) == (False, "float32")
+    float_predictor, float_log, _ = inference_model.build_predictor(params, PredictOptions("-"), torch.device("cpu"))
+    int8_predictor, int8_log, _ = inference_model.build_predictor(
+        params, PredictOptions("-", quantize="int8"), torch.device("cpu")
+    )
+    assert (float_predictor.tagger.setup.precision, int8_predictor.tagger.setup.precision) == ("bfloat16", "float32")
+    assert float_predictor.tagger.skip_padding and int8_predictor.tagger.skip_padding  # the CPU skips it, int8 too
+    assert "engine auto: torch (the fused oneDNN layers are float32; runconfig.precision is bfloat16)" in float_log
+    assert "engine auto: torch (--quantize int8 has its own fused kernels)" in int8_log
 
 
 def test_long_input_is_windowed_and_every_word_tagged(trained, tmp_path, capsys):
@@ -236,6 +240,7 @@ def test_resume_after_a_cut_completes_the_output_as_an_uninterrupted_run(trained
     lines = [f"Word{i % 13} met word{i % 7} in city{i % 5} ." if i % 9 else "" for i in range(1, 61)]
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     base = ["--input", str(source), "--output_format", output_format, "--conll_scores"][: 4 if output_format == "jsonl" else 5]
+    base += ["--engine", "torch"]  # one engine in every run: --engine auto's may differ, and its scores in the last digit
     full = tmp_path / "full.out"
     assert predict(params_file, capsys, *base, "--chunk_lines", "8", "--output", str(full))[0] == 0
     expected = full.read_bytes()
@@ -287,7 +292,7 @@ def test_kill_9_leaves_whole_records_and_resume_completes_the_file(trained, tmp_
     source = tmp_path / "in.txt"
     source.write_text("".join(f"Word{i % 13} met word{i % 7} in city{i % 5} on day {i} .\n" for i in range(20_000)),
                       encoding="utf-8")
-    common = ["--input", str(source), "--chunk_lines", "100"]
+    common = ["--input", str(source), "--chunk_lines", "100", "--engine", "torch"]  # as in the test above
     full = tmp_path / "full.jsonl"
     assert _run_py_predict(params_file, *common, "--output", str(full)).wait(timeout=600) == 0
     expected = full.read_text(encoding="utf-8")

@@ -91,14 +91,15 @@ def test_outlier_rows_get_their_own_scale_and_keep_the_other_rows_precise():
     assert rms(split[outliers]) < 0.02 * rms(expected[outliers])  # the outlier rows stay precise too
 
 
-def test_int8_logits_stay_close_to_the_float_logits():
+@pytest.mark.parametrize("skip_padding", [False, True])
+def test_int8_logits_stay_close_to_the_float_logits(skip_padding):
     model = float_model()
     batch = padded_batch(CONFIG["vocab_size"], [30, 22, 9, 30], 30)
     real = batch["attention_mask"].bool()
     with torch.inference_mode():
         expected = model(**batch).logits[real]
         quantized = quantize_int8(model, DeviceSetup(torch.device("cpu")))
-        got = quantized(**batch).logits[real]
+        got = quantized(**batch, skip_padding=skip_padding).logits[real]
     error = (got - expected).abs().max() / expected.abs().max()
     assert 0 < error < 0.01, error  # really int8 (not the float path), and within 1 % of the largest logit
     assert (got.argmax(-1) == expected.argmax(-1)).float().mean() > 0.9

@@ -170,12 +170,19 @@ class BertSelfAttention(nn.Module):
     ) -> torch.Tensor:
         """``[batch, seq, hidden]`` with its mask, or ``[tokens, hidden]`` with ``real_tokens`` and a
         mask that masks nothing (None for SDPA, an additive 0 for :func:`matmul_attention`)."""
+        return self.output(self.context(hidden_states, attention_mask, real_tokens))
+
+    def context(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor],
+        real_tokens: Optional[RealTokens] = None,
+    ) -> torch.Tensor:
+        """The attention's output before its output projection (arguments as :meth:`forward`)."""
         qkv = self.qkv(hidden_states)
         if real_tokens is None:
-            context = self._attend(qkv, attention_mask)
-        else:
-            context = real_tokens.per_sequence(qkv, lambda block: self._attend(block, attention_mask))
-        return self.output(context)
+            return self._attend(qkv, attention_mask)
+        return real_tokens.per_sequence(qkv, lambda block: self._attend(block, attention_mask))
 
     def _attend(self, qkv: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """``[batch, seq, 3 * hidden]`` -> ``[batch, seq, hidden]``; a boolean mask or None runs SDPA."""

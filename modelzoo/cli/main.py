@@ -22,8 +22,8 @@ from modelzoo.heads.prediction import CHUNK_LINES, MAX_PAGE_LINES, PredictOption
 from modelzoo.heads.token_classification.annotation_formats import DEFAULT_FROM_NAME, DEFAULT_TO_NAME
 from modelzoo.loop.trainer import TrainingInterrupted
 from modelzoo.params.params import load_params
+from modelzoo.predict.engine_choice import ENGINES
 from modelzoo.predict.int8 import QUANTIZE_CHOICES
-from modelzoo.predict.onnx_engine import ENGINES
 from modelzoo.serve.options import SERVE_OPTIONS, add_serve_arguments, require_server_packages, serve_options
 
 MODES = ("train", "eval", "train_and_eval", "predict", "serve")
@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
                          help="CPU only: int8 encoder (7-bit weights, 8-bit activations, oneDNN kernels), the fastest "
                          "CPU path; with --engine onnxruntime the export's model_int8.onnx (docs/PREDICT.md)")
-    predict.add_argument("--engine", choices=ENGINES, default="torch",
-                         help="onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
+    predict.add_argument("--engine", choices=ENGINES, default="auto",
+                         help="torch: the model as trained; onednn: its layers in fused oneDNN kernels (same predictions); "
+                         "auto: the faster of the two on this host, measured at start-up (or onnxruntime for an ONNX "
+                         "export); onnxruntime: run --checkpoint_path DIR/model.onnx (convert_checkpoint --tgt-fmt onnx)")
     add_serve_arguments(parser)
     return parser
 

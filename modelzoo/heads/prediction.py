@@ -36,7 +36,7 @@ class PredictOptions:
     output_html: Optional[str] = None
     pretokenized: bool = False
     quantize: Optional[str] = None
-    engine: str = "torch"
+    engine: str = "auto"
     pairs: bool = False
     min_entity_score: Optional[float] = None
     conll_scores: bool = False

@@ -26,20 +26,18 @@ from modelzoo.data.vocab import check_label_count, labels_by_id
 from modelzoo.heads import HeadSpec, head_spec
 from modelzoo.heads.prediction import LinePredictor, PredictOptions
 from modelzoo.params.params import Params
+from modelzoo.predict.engine_choice import checkpoint_engine, choose_torch_engine
 from modelzoo.predict.int8 import quantize_int8
 from modelzoo.predict.onnx_engine import load_onnx_engine
 
 
-def labels_and_checkpoint(params: Params, spec: HeadSpec, engine: str) -> Tuple[List[str], Path]:
-    """The label of every class id and the checkpoint to load, checked against the model.
+def labels_of(params: Params, spec: HeadSpec, checkpoint: Path, engine: str) -> List[str]:
+    """The label of every class id, checked against the model.
 
     An ONNX export carries its own ``label2id.json``, written with the graph: its outputs are those
     labels whatever the params say, so the engine uses them, and params naming other labels (or the
     same labels with other ids) are refused rather than read into wrong tags.
     """
-    if params.eval_input.vocab_file is None:
-        raise ParamsError("eval_input.vocab_file: prediction needs the WordPiece vocab the model was trained with")
-    checkpoint = checkpoint_to_evaluate(params.runconfig, "--mode predict")
     labels_file = params.eval_input.label_vocab_path()
     if engine == "onnxruntime":
         export_labels = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / LABEL_VOCAB_FILE
@@ -51,12 +49,12 @@ def labels_and_checkpoint(params: Params, spec: HeadSpec, engine: str) -> Tuple[
                 labels_file, None, f"labels or ids differ from the ONNX export's {export_labels}, whose outputs they "
                 "must name: point eval_input.label_vocab_file at the export's"
             )
-        return labels_by_id(label2id), checkpoint
+        return labels_by_id(label2id)
     if not labels_file.is_file():
         raise DataFileError(labels_file, None, "label vocab not found (set eval_input.label_vocab_file)")
     label2id = spec.read_label_vocab(labels_file)
     check_label_count(labels_file, label2id, params.model.num_classes)
-    return labels_by_id(label2id), checkpoint
+    return labels_by_id(label2id)
 
 
 def torch_model(spec: HeadSpec, params: Params, checkpoint: Path, setup: DeviceSetup, strict: bool, quantize) -> Tuple[nn.Module, List[str]]:
@@ -94,25 +92,34 @@ class LoadedModel:
 
 
 def load_model(
-    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None, engine: str = "torch"
+    params: Params, device: torch.device, strict: bool = True, quantize: Optional[str] = None, engine: str = "auto"
 ) -> Tuple[LoadedModel, List[str]]:
-    """``model.head``'s model with the checkpoint's weights in the engine asked for, and the load report lines.
+    """``model.head``'s model with the checkpoint's weights in the engine asked for
+    (:mod:`modelzoo.predict.engine_choice`), and the load report lines, the engine's among them.
 
     int8 computes the rest of the model in float32: that is the combination whose entity F1 was
     measured, and autocast would only move int8's float operations to bfloat16.
     """
     spec = head_spec(params.model.head)
-    if engine != "torch" and not spec.onnx:
-        raise ParamsError(f"--engine {engine}: model.head {spec.name} has no ONNX export; use --engine torch")
-    id_to_label, checkpoint = labels_and_checkpoint(params, spec, engine)
+    if params.eval_input.vocab_file is None:
+        raise ParamsError("eval_input.vocab_file: prediction needs the WordPiece vocab the model was trained with")
+    checkpoint = checkpoint_to_evaluate(params.runconfig, "--mode predict")
+    engine = checkpoint_engine(engine, checkpoint)
+    if engine not in ("auto", "torch") and not spec.onnx:
+        raise ParamsError(f"--engine {engine}: model.head {spec.name} runs in torch only; use --engine torch")
+    id_to_label = labels_of(params, spec, checkpoint, engine)
     setup = DeviceSetup(device, "float32" if quantize else params.runconfig.precision)
     model: Any
     if engine == "onnxruntime":
         model, report = load_onnx_engine(checkpoint, quantize, setup)
     else:
         model, report = torch_model(spec, params, checkpoint, setup, strict, quantize)
-    skip_padding = setup.skip_padding and quantize is None
-    return LoadedModel(spec, params, model, id_to_label, setup, checkpoint, skip_padding), report
+        if spec.onnx:
+            model, choice = choose_torch_engine(model, engine, setup, quantize is not None)
+        else:
+            choice = f"engine torch: the only one model.head {spec.name} runs in"
+        report.append(choice)
+    return LoadedModel(spec, params, model, id_to_label, setup, checkpoint, setup.skip_padding), report
 
 
 def build_predictor(

@@ -54,8 +54,13 @@ FUSED_ACTIVATIONS: Dict[str, Tuple[str, str]] = {
 
 
 def onednn_int8_available() -> bool:
+    return onednn_op_available("onednn", "qlinear_pointwise")
+
+
+def onednn_op_available(namespace: str, name: str) -> bool:
+    """Whether this torch build has oneDNN and the op ``torch.ops.<namespace>.<name>``."""
     try:
-        torch.ops.onednn.qlinear_pointwise  # noqa: B018 (looking the op up is the test)
+        getattr(getattr(torch.ops, namespace), name)
     except (AttributeError, RuntimeError):
         return False
     return torch.backends.mkldnn.is_available()

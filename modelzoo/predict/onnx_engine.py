@@ -5,7 +5,8 @@ The engine only replaces the forward pass: words, windows, batches, spans and ou
 tagger's, so both engines tag through the same code and differ only in the arithmetic. The graph is
 the padded path, so the padding the tagger adds is computed and ignored, as in evaluation. The
 session runs on as many threads as torch (``OMP_NUM_THREADS``, else torch's default), where ONNX
-Runtime's own default is every core, so that one setting governs both engines.
+Runtime's own default is every core, so that one setting governs both engines; and its idle threads
+sleep instead of spinning, as torch's do in prediction (:mod:`modelzoo.common.openmp`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from modelzoo.bert.heads import ModelOutput
 from modelzoo.checkpoint.onnx_export import INPUT_NAMES, INT8_ONNX_FILE, ONNX_FILE, OUTPUT_NAME
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.errors import CheckpointError, ParamsError, UserError
-
-ENGINES = ("torch", "onnxruntime")
 
 
 class OnnxRuntimeMissingError(UserError):
@@ -59,6 +58,7 @@ class OnnxTokenClassifier:
         try:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
             raise CheckpointError(f"{model_file}: not a readable ONNX model ({str(error).splitlines()[0]})") from error

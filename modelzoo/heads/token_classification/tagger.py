@@ -4,10 +4,10 @@ Rows are built as the CSV writer builds them for training (``[CLS]``, pieces, ``
 shared window rule of ``modelzoo.data.windows``), and a word's tag is the prediction at
 its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
 evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
-(about 10 % padding on CoNLL-2003). A float model skips that padding (``skip_padding``); an int8
-one computes it: no slower, and the padding takes part in int8's per-batch activation scale, which
-measured better (entity F1 on CoNLL-2003 dev 0.9019 computing it, 0.9003 skipping it). A
-batch holds as many rows as fit in the tokens of one ``eval_input`` batch
+(about 10 % padding on CoNLL-2003), and where the device runs that faster (``skip_padding``, the
+CPU) the model skips the padding, float and int8 alike: int8's entity F1 measured the same whether
+its per-batch activation scale saw the padding or not (docs/MEASURED.md), and the padding's work is
+saved. A batch holds as many rows as fit in the tokens of one ``eval_input`` batch
 (``batch_size x max_sequence_length``): many short sentences or a few long ones.
 Each tag comes with its softmax probability at that first piece (computed in float32 whatever the
 autocast precision). WordPiece ids are cached per distinct word, up to ``WORD_CACHE_SIZE`` words, so
