@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import transformers
 
 from tests.run_fixtures import REPO_ROOT, subprocess_env
 
@@ -37,7 +38,7 @@ def run_script(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_hf_trains_in_bfloat16_exactly_when_ours_does(time_to_f1, monkeypatch, native):
+def test_hf_trains_in_bfloat16_exactly_when_ours_does(time_to_f1, monkeypatch, tmp_path, native):
     monkeypatch.setattr("modelzoo.common.device.native_bfloat16", lambda device: native)
     precision = time_to_f1.training_precision("cpu", "auto")
     assert precision == ("bfloat16" if native else "float32")
@@ -45,6 +46,8 @@ def test_hf_trains_in_bfloat16_exactly_when_ours_does(time_to_f1, monkeypatch, n
         switches = time_to_f1.hf_switches(grouped, precision)
         assert switches["bf16"] is native
         assert switches["train_sampling_strategy"] == ("group_by_length" if grouped else "random")
+        arguments = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], **switches)
+        assert arguments.bf16 is native  # transformers takes the switches as they are
     assert time_to_f1.training_precision("cpu", "float32") == "float32"
 
 
