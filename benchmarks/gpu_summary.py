@@ -87,9 +87,9 @@ def parity_rows(work: Path) -> List[Row]:
 def model_step_rows(work: Path, name: str) -> List[Row]:
     rows = []
     for result in read_json(work / "results" / f"{name}.json") or []:
-        sides = [side for side in ("ours", "hf", "hf_compiled") if f"{side}_tokens_per_s" in result]
+        sides = [side for side in ("ours", "hf", "hf_eager", "hf_compiled") if f"{side}_tokens_per_s" in result]
         figures = ", ".join(f"{side} {result[f'{side}_tokens_per_s']:,.0f}" for side in sides) + " tokens/s"
-        figures += f"; ours/HF {result['ratio_ours_over_hf']:.2f}x"
+        figures += f"; ours/{result.get('hf_fastest', 'hf')} {result['ratio_ours_over_hf']:.2f}x"
         if "ratio_ours_over_hf_compiled" in result:
             figures += f", ours/HF compiled {result['ratio_ours_over_hf_compiled']:.2f}x"
         if "ours_mfu" in result:
