@@ -52,6 +52,11 @@ def describe(host: Dict[str, object]) -> str:
     """``host_description()`` on one line, for a benchmark's header."""
     cpu = host["cpu"]
     flags = cpu["flags"]
-    listed = ", ".join(name for name, present in flags.items() if present) if flags else "flags unknown"
+    if flags:
+        absent = [name for name, present in flags.items() if not present]
+        listed = ", ".join(name for name, present in flags.items() if present) or "none of"
+        listed += f"; no {', '.join(absent)}" if absent else ""
+    else:
+        listed = "flags unknown"
     return (f"{cpu['model']} ({listed}); torch {host['torch']}, {host['threads']} threads, "
             f"OMP_WAIT_POLICY={host['OMP_WAIT_POLICY'] or 'unset'}")

@@ -66,7 +66,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -79,6 +78,7 @@ from modelzoo.common.openmp import wait_passively
 wait_passively()  # as run.py --mode predict does, before torch loads OpenMP
 
 import torch  # noqa: E402 (after the OpenMP setting above)
+from host import describe, host_description  # noqa: E402 (the folder of this script)
 
 from data_processing.ner_raw import read_split_file  # noqa: E402
 from modelzoo.checkpoint.onnx_export import ONNX_FILE, ONNX_FORMAT, write_unfused_onnx  # noqa: E402
@@ -99,8 +99,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLIT_FILES = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
 WARM_UP_SENTENCES = 1000
 HF_BATCH_SIZE = 32  # the Hugging Face Trainer recipe's batch
-# /proc/cpuinfo flags that decide which kernels oneDNN, MKL and ONNX Runtime's MLAS run
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 Spans = set[tuple[int, int, int, str]]
 Tags = list[list[str]]
@@ -219,19 +217,12 @@ def _timed(work) -> float:
 
 
 def host_lines() -> list[str]:
-    """The CPU, the instruction sets that decide the kernels, the libraries and threads, and the load."""
-    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8") if Path("/proc/cpuinfo").is_file() else ""
-    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
-    model = fields.get("model name\t", platform.processor() or "unknown CPU").strip()
-    flags = set(fields.get("flags\t\t", "").split())
-    have = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
+    """The CPU, the instruction sets that decide the kernels, the libraries and threads."""
     import onnxruntime
 
     return [
-        f"host: {model}, {os.cpu_count()} CPUs; {have}",
-        f"torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-        f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), "
-        f"onnxruntime {onnxruntime.__version__}",
+        f"host: {describe(host_description())}; {os.cpu_count()} CPUs",
+        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, onnxruntime {onnxruntime.__version__}",
     ]
 
 

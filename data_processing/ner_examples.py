@@ -25,6 +25,7 @@ class Example:
     labels: List[str]
     sentence_index: int
     word_index: List[int]
+    document_index: int = 0
 
 
 def sentence_examples(
@@ -49,5 +50,7 @@ def sentence_examples(
             else:
                 labels.extend([CONTINUATION_LABEL] * count)
                 word_index.extend([NO_WORD] * count)
-        examples.append(Example(tokens + [SEP_TOKEN], labels + [SEP_LABEL], sentence_index, word_index + [NO_WORD]))
+        examples.append(
+            Example(tokens + [SEP_TOKEN], labels + [SEP_LABEL], sentence_index, word_index + [NO_WORD], sentence.document)
+        )
     return examples

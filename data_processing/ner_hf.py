@@ -5,7 +5,8 @@ examples keep them), so a row becomes exactly the sentence a CoNLL file of the s
 Tags are integers named by the column's ``ClassLabel`` feature, or strings; they go through the tag
 schemes like the column formats' tags. A row that is exactly ``-DOCSTART-`` (how Hugging Face's
 CoNLL-2003 keeps document breaks) is a document marker, as in CoNLL files, and a row without words
-is skipped; both are counted. Errors name the file (or the saved split folder) and the row (from 0,
+is skipped; both are counted. The sentences between two markers are one document (a split without
+markers is one document, in row order). Errors name the file (or the saved split folder) and the row (from 0,
 as ``dataset[i]`` numbers them).
 """
 
@@ -53,18 +54,24 @@ class HfSplit:
     def sentences(self, counts: Optional[SpanCounts] = None) -> Iterator[Sentence]:
         """The rows as sentences; the rows not used are counted in ``counts`` (the split's by default)."""
         counts = self.counts if counts is None else counts
+        document, document_has_sentences = 0, False
         for index, row in enumerate(rows(self.table, [self.columns.tokens, self.columns.tags])):
             where = f"row {index}"
             words, tags = self._cell(where, row, self.columns.tokens), self._cell(where, row, self.columns.tags)
             if words == [DOCSTART]:
                 counts.not_used["-DOCSTART- rows (document markers)"] += 1
+                if document_has_sentences:
+                    document, document_has_sentences = document + 1, False
                 continue
             if not words:
                 counts.not_used["rows without words"] += 1
                 continue
             if len(words) != len(tags):
                 raise DataFileError(self.where, where, f"{len(words)} words but {len(tags)} tags")
-            yield Sentence([self._word(where, word) for word in words], self._tags(where, tags), 0, record=where)
+            document_has_sentences = True
+            yield Sentence(
+                [self._word(where, word) for word in words], self._tags(where, tags), 0, record=where, document=document
+            )
 
     def _cell(self, where: str, row: dict, column: str) -> List:
         try:

@@ -1,8 +1,10 @@
 """Raw NER files -> sentences of (word, label), with every problem reported as ``FILE:LINE: problem``.
 
 The :class:`Sentence` here is what every reader hands the CSV writer (the record formats name a
-record instead of a line). Two column layouts are read here: BLURB (``word<TAB>label``) and CoNLL-2003 (``word POS chunk NER``, whose
-``-DOCSTART-`` lines are document markers, not words). A blank line ends a sentence in both. Lines are
+record instead of a line). Two column layouts are read here: BLURB (``word<TAB>label``) and CoNLL-2003
+(``word POS chunk NER``, whose ``-DOCSTART-`` lines are document markers, not words: they number the
+sentences' documents, and a file without them, such as BLURB's, is one document in file order). A
+blank line ends a sentence in both. Lines are
 split on ``\\n`` only (a trailing ``\\r`` is dropped, so CRLF files read like LF files): Python's
 ``splitlines`` would also break on characters such as U+2028 that can occur inside a word and would
 shift every line number after it.
@@ -42,6 +44,7 @@ class Sentence:
     labels: List[str]
     first_line: int
     record: Optional[str] = None
+    document: int = 0  # sentences of one document share it (document context never crosses documents)
 
     def line_of(self, word_index: int) -> int:
         """The line of the raw file holding word ``word_index``."""
@@ -67,10 +70,11 @@ def read_split_file(path: Union[str, Path], file_format: Optional[str] = None) -
     labels: List[str] = []
     valid_labels: Set[str] = set()
     first_line = 0
+    document = 0
 
     def end_sentence() -> None:
         if words:
-            sentences.append(Sentence(words.copy(), labels.copy(), first_line))
+            sentences.append(Sentence(words.copy(), labels.copy(), first_line, document=document))
             words.clear()
             labels.clear()
 
@@ -82,6 +86,8 @@ def read_split_file(path: Union[str, Path], file_format: Optional[str] = None) -
         fields = line.split("\t") if file_format == BLURB else line.split()
         if fields[0] == DOCSTART:
             end_sentence()
+            if sentences and sentences[-1].document == document:
+                document += 1
             continue
         if len(fields) != columns:
             raise DataFileError(

@@ -11,7 +11,9 @@ one with the tokens column Hugging Face's).
 
 Every reader yields :class:`Sentence` objects: the tag formats with their own words and raw tags
 (the tag scheme is applied later), the span formats with the words of the prediction splitter and
-IOB2 tags (:mod:`ner_alignment`).
+IOB2 tags (:mod:`ner_alignment`). Each sentence carries its document's number: the column and Hugging
+Face formats count ``-DOCSTART-`` markers (no markers: the whole split is one document, in file
+order), the record formats make each record (a JSONL line, a Label Studio task, a BRAT file) a document.
 """
 
 from __future__ import annotations
@@ -155,8 +157,10 @@ class SplitReader:
             yield from self._hf.sentences()
         else:
             assert self._aligner is not None
-            for record in self._records():
-                yield self._aligner.sentence(record, known_labels, label_source)
+            for document, record in enumerate(self._records()):  # a record (text, task, BRAT file) is a document
+                sentence = self._aligner.sentence(record, known_labels, label_source)
+                sentence.document = document
+                yield sentence
 
     def _records(self) -> Iterator[SpanRecord]:
         readers: Dict[str, Callable[[], Iterator[SpanRecord]]] = {

@@ -18,9 +18,9 @@ import numpy as np
 
 from data_processing.ner_examples import Example
 from modelzoo.common.iteration import zip_strict
-from modelzoo.data.csv_layout import META_FILE
+from modelzoo.data.csv_layout import DOCUMENT_COLUMN, META_FILE
 
-CSV_HEADER = ("tokens", "labels", "sentence_index", "word_index")
+CSV_HEADER = ("tokens", "labels", "sentence_index", "word_index", DOCUMENT_COLUMN)
 _ROWS_FILE = ".rows.csv"
 
 
@@ -38,7 +38,7 @@ class SplitRows:
     def add(self, examples: List[Example]) -> None:
         self._writer.writerows(
             (" ".join(example.tokens), " ".join(example.labels), example.sentence_index,
-             " ".join(map(str, example.word_index)))
+             " ".join(map(str, example.word_index)), example.document_index)
             for example in examples
         )
         self.count += len(examples)

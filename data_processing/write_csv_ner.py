@@ -6,7 +6,7 @@
 RAW holds column files (BLURB, CoNLL), doccano/spaCy JSON lines, a Label Studio export, BRAT
 folders or a Hugging Face dataset (``data_processing/ner_sources.py``; docs/DATA_FORMATS.md). Each
 of OUT/train, OUT/dev, OUT/test holds the CSV shard(s) (header
-``tokens,labels,sentence_index,word_index``), ``meta.dat`` (``filename count`` per line) and
+``tokens,labels,sentence_index,word_index,document_index``), ``meta.dat`` (``filename count`` per line) and
 ``label2id.json``. The splits stream through (train first, which defines the label vocab) into a
 temporary folder beside OUT, and OUT becomes the complete new one in one rename, so a bad input or
 a kill leaves OUT as it was. A split folder that already holds files is replaced only with

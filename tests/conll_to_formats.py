@@ -4,7 +4,8 @@
 
 Each sentence's text is its tokens joined by single spaces; its spans come from the IOB2 tags
 (character offsets of the entity's first and last token). ``OUT/hf`` is a saved ``DatasetDict``
-(``tokens``, and ``ner_tags`` as a ``ClassLabel``), ``OUT/jsonl/<split>.jsonl`` doccano records
+(``tokens``, and ``ner_tags`` as a ``ClassLabel``; a ``-DOCSTART-`` row starts each document, as in
+Hugging Face's conll2003), ``OUT/jsonl/<split>.jsonl`` doccano records
 (``text``, ``label``), ``OUT/labelstudio/<split>.json`` a Label Studio export (one annotation per
 task), ``OUT/brat/<split>/`` documents of ``SENTENCES_PER_DOCUMENT`` sentences a line each (so a
 record holds several sentences, as BRAT documents do). The tests read them back
@@ -18,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from data_processing.ner_raw import Sentence, read_split_file
+from data_processing.ner_raw import DOCSTART, Sentence, read_split_file
 from modelzoo.data.conll2003 import conll2003_dir
 from modelzoo.heads.token_classification.spans import entity_spans
 
@@ -81,13 +82,16 @@ def write_hf(folder: Path, sentences_of_split: Dict[str, List[Sentence]]) -> Non
 
     names = sorted({label for sentences in sentences_of_split.values() for s in sentences for label in s.labels})
     features = Features({"tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=names))})
-    tables = {
-        HF_SPLIT_NAMES[split]: Dataset.from_dict(
-            {"tokens": [s.words for s in sentences], "ner_tags": [[names.index(t) for t in s.labels] for s in sentences]},
-            features=features,
-        )
-        for split, sentences in sentences_of_split.items()
-    }
+    tables = {}
+    for split, sentences in sentences_of_split.items():
+        rows: Dict[str, list] = {"tokens": [], "ner_tags": []}
+        for number, sentence in enumerate(sentences):
+            if number == 0 or sentence.document != sentences[number - 1].document:  # as Hugging Face's conll2003
+                rows["tokens"].append([DOCSTART])
+                rows["ner_tags"].append([names.index("O")])
+            rows["tokens"].append(sentence.words)
+            rows["ner_tags"].append([names.index(tag) for tag in sentence.labels])
+        tables[HF_SPLIT_NAMES[split]] = Dataset.from_dict(rows, features=features)
     DatasetDict(tables).save_to_disk(str(folder))
 
 

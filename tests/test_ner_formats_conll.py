@@ -9,6 +9,8 @@ CoNLL's again, and its CSV is the CoNLL CSV byte for byte.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections import Counter
@@ -18,6 +20,7 @@ import pytest
 
 from data_processing.write_csv_ner import main
 from modelzoo.data.conll2003 import conll2003_dir
+from modelzoo.data.csv_layout import DOCUMENT_COLUMN
 from modelzoo.data.ner_dataset import NerCsvDataset
 from modelzoo.data.vocab import build_label_vocab
 from tests.conll_to_formats import convert as write_formats
@@ -53,10 +56,24 @@ def tree(folder: Path) -> dict:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-@pytest.mark.parametrize("name", ["hf", "jsonl_pretokenized"])
-def test_csv_equals_the_conll_csv_byte_for_byte(converted, name):
-    assert tree(converted[name]) == tree(converted["conll"])
+def test_hf_csv_equals_the_conll_csv_byte_for_byte(converted):
+    assert tree(converted["hf"]) == tree(converted["conll"])  # the -DOCSTART- rows number the same documents
     assert len(tree(converted["conll"])["dev/dev-1.csv"]) > 500_000  # the whole dev split, not an empty folder
+
+
+def test_pretokenized_jsonl_csv_equals_the_conll_csv_but_for_its_documents(converted):
+    """Each JSONL record is a document of its own (here a sentence); every other byte is CoNLL's."""
+    ours, conll = tree(converted["jsonl_pretokenized"]), tree(converted["conll"])
+    assert ours.keys() == conll.keys()
+    for name in ours:
+        if not name.endswith(".csv"):
+            assert ours[name] == conll[name], name
+            continue
+        rows = [list(csv.reader(io.StringIO(text[name].decode()))) for text in (ours, conll)]
+        assert [row[:-1] for row in rows[0]] == [row[:-1] for row in rows[1]] and len(rows[0]) > 3000
+        assert rows[0][0][-1] == DOCUMENT_COLUMN and [row[-1] for row in rows[0][1:]] == [
+            row[2] for row in rows[0][1:]  # document number = record number = sentence number
+        ]
 
 
 @pytest.mark.parametrize("name", ["conll", "hf", "jsonl", "labelstudio", "brat"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import hypothesis
 import pytest
 
 from data_processing.ner_raw import read_split_file
+from modelzoo.data import raw_words
 from modelzoo.data.raw_words import split_words
 from modelzoo.data.vocab import is_uncased_vocab
 from modelzoo.heads.token_classification.records import (
@@ -132,3 +134,17 @@ def test_conll_scores_are_a_third_column():
     rows = to_conll_block(prediction, with_scores=True).splitlines()
     assert rows[:2] == ["Angela\tB-PER\t0.98", "Merkel\tI-PER\t0.91"]
     assert rows[-1] == ""
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(
+    line=hypothesis.strategies.text(alphabet="ab c.,-\u200b\té", max_size=200),
+    segment=hypothesis.strategies.integers(min_value=1, max_value=20),
+)
+def test_a_long_line_split_a_segment_at_a_time_gives_the_whole_line_split(line, segment):
+    """Segments are cut at spaces (or run on to the next one), so no word is cut and every offset holds."""
+    whole = split_words(line)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(raw_words, "SEGMENT_CHARS", segment)
+        assert split_words(line) == whole
+    assert all(line[word.start:word.end] == word.text for word in whole)

@@ -68,11 +68,12 @@ def test_typed_labels_x_on_later_pieces_and_word_index(tmp_path, vocab_file):
     assert list(label2id) == ["[PAD]", "B-Chemical", "O", "X", "[CLS]", "[SEP]"]
     assert list(label2id.values()) == list(range(6))
     rows = read_rows(tmp_path / "out/train")
-    assert list(rows[0]) == ["tokens", "labels", "sentence_index", "word_index"]
+    assert list(rows[0]) == ["tokens", "labels", "sentence_index", "word_index", "document_index"]
     assert rows[0]["tokens"] == "[CLS] se ##leg ##ili ##ne - induced h ##yp ##ote ##ns ##ion [SEP]"
     assert rows[0]["labels"] == "[CLS] B-Chemical X X X O O O X X X X [SEP]"
     assert rows[0]["word_index"] == "-1 0 0 0 0 1 2 3 3 3 3 3 -1"
     assert [row["sentence_index"] for row in rows] == ["0", "1"]
+    assert [row["document_index"] for row in rows] == ["0", "0"]  # BLURB has no document marks: one, in file order
     assert (tmp_path / "out/dev/meta.dat").read_text() == "dev-1.csv 1\n"
     assert json.loads((tmp_path / "out/dev/label2id.json").read_text()) == label2id
 

@@ -8,7 +8,7 @@ and from Hugging Face's ``config.json`` names (table in ``HF_CONFIG_NAMES``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from modelzoo.common.errors import ParamsError
 from modelzoo.common.schema import build, param
@@ -70,6 +70,10 @@ class BertConfig:
         1, "[CLS] slots at the end of every row of the sequence classifier (= its input's max_sequences_per_pack)"
     )
     head: str = param("token_classification", "the task head, one of the registered heads (modelzoo/heads)")
+    class_weights: Union[None, Literal["auto"], List[float]] = param(
+        None, "token classifier: weight of each label id in the training loss (num_classes numbers), or auto: "
+        "from the train split's label frequencies (docs/TRAINING.md); null: every label weighs 1"
+    )
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -86,6 +90,12 @@ class BertConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ParamsError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if isinstance(self.class_weights, list):
+            weights = self.class_weights
+            if len(weights) != self.num_classes or not all(0.0 <= weight < float("inf") for weight in weights):
+                raise ParamsError(
+                    f"model.class_weights: expected {self.num_classes} (num_classes) finite weights >= 0, got {weights}"
+                )
 
     @property
     def head_size(self) -> int:

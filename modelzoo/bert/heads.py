@@ -8,7 +8,7 @@ static (no host sync on GPU, compilable by torch.compile and poptorch).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,13 +24,20 @@ class ModelOutput(NamedTuple):
     loss: Optional[torch.Tensor] = None
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+def masked_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor, class_weights: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Mean cross-entropy over the positions where ``loss_mask`` is non-zero (``IGNORE_LABEL`` never counts).
 
     Computed in float32 whatever the autocast dtype, so that bf16/fp16 runs average the same loss.
+    ``class_weights`` (one per label) scale each position's term by its label's weight; the mean is
+    still over the positions (not over their weights), so the loop's weighting of batches by their
+    loss positions keeps several batches equal to one.
     """
+    weight = None if class_weights is None else class_weights.float()
     per_position = F.cross_entropy(
-        logits.flatten(0, -2).float(), labels.flatten().long(), reduction="none", ignore_index=IGNORE_LABEL
+        logits.flatten(0, -2).float(), labels.flatten().long(), weight=weight, reduction="none",
+        ignore_index=IGNORE_LABEL,
     )
     weights = (loss_mask.flatten() != 0) & (labels.flatten() != IGNORE_LABEL)
     weights = weights.to(per_position.dtype)
@@ -58,7 +65,20 @@ class BertForTokenClassification(_BertWithClassifier):
     and on ``[CLS]``/``[SEP]``/``X`` only when the input config asks). Without it, every
     non-padding position whose label is not ``IGNORE_LABEL`` counts. ``skip_padding``: see
     :class:`BertModel`. A subclass changes the loss by overriding :meth:`loss`.
+
+    ``class_weights`` (``model.class_weights``, a list, or set by the task for ``auto``) weigh the
+    training loss only: in eval mode the loss is the plain mean, so runs with and without weights
+    report comparable evaluation losses. They are not saved with the weights (a training choice).
     """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        weights = config.class_weights if isinstance(config.class_weights, list) else None
+        self.register_buffer("class_weights", None if weights is None else torch.tensor(weights), persistent=False)
+
+    def set_class_weights(self, weights: List[float]) -> None:
+        """Weigh the training loss per label id (``model.class_weights: auto`` resolved by the task)."""
+        self.class_weights = torch.tensor(weights, device=self.classifier.weight.device)
 
     def forward(
         self,
@@ -79,7 +99,7 @@ class BertForTokenClassification(_BertWithClassifier):
         return ModelOutput(logits, self.loss(logits, labels, loss_mask))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-        return masked_cross_entropy(logits, labels, loss_mask)
+        return masked_cross_entropy(logits, labels, loss_mask, self.class_weights if self.training else None)
 
 
 class PackedBertForSequenceClassification(_BertWithClassifier):

@@ -116,7 +116,7 @@ def load_mdl(model_file: Path, mmap: bool = False) -> dict:
     """``torch.load`` a .mdl file with tensors and plain data only, naming the file on failure.
 
     ``mmap``: map the tensors instead of reading them, for a caller that wants only the plain data
-    (where torch has it: torch 2.0, poptorch 3.3/3.4's, reads them).
+    or some of the tensors (where torch has it: torch 2.0, poptorch 3.3/3.4's, reads them).
     """
     if not model_file.is_file():
         raise CheckpointError(f"{model_file}: no such file")

@@ -62,7 +62,7 @@ def render_card(facts: CardFacts) -> str:
     step = f", step {facts.step}" if facts.step is not None else ""
     lines += [f"# BERT {task.replace('-', ' ')}", "", f"Exported from `{facts.source}`{step} by:", "",
               "```bash", facts.command, "```", ""]
-    lines += ["## Use", "", *_usage(facts), ""]
+    lines += ["## Use", "", *_usage(facts), "", *_context_note(params)]
     run = params.get("runconfig", {})
     lines += ["## Base weights", "", f"`{run['checkpoint_path']}`" if run.get("checkpoint_path") else
               "not recorded (the checkpoint holds no params, or training started from fresh weights)", ""]
@@ -93,6 +93,18 @@ def _usage(facts: CardFacts) -> List[str]:
     return ["```bash", "python run.py CPU --mode predict --engine onnxruntime --params PARAMS "
             "--checkpoint_path THIS_FOLDER/model.onnx --input sentences.txt", "```", "",
             "Inputs `input_ids`, `attention_mask`, `token_type_ids` (int64, `[batch, sequence]`), output `logits`."]
+
+
+def _context_note(params: dict) -> List[str]:
+    """What a model trained with document context (train_input.context_tokens) gets where it is served."""
+    context = (params.get("train_input") or {}).get("context_tokens") or 0
+    if not context:
+        return []
+    return [f"Trained with document context: each sentence read with up to {context} word pieces of its "
+            "document's neighbouring sentences on each side (FLERT). A `transformers` pipeline tags each text "
+            "alone, without that context, so it may tag less well than the evaluation below; the project's `run.py --mode "
+            "predict --input_format documents` gives each sentence its neighbours as in training, and tags long "
+            "lines in windows that overlap by the context size (docs/CONTEXT.md).", ""]
 
 
 def _eval_table(facts: CardFacts) -> List[str]:

@@ -146,7 +146,9 @@ def load_model_weights(model: nn.Module, path: Path, strict: bool = True) -> Lis
     Strict (the default) refuses any missing or unexpected key by name; a shape mismatch is always
     an error naming the tensor and both shapes (another model size was given).
     """
-    weights = load_mdl(Path(path)).get("model")
+    # Mapped, not read: a training checkpoint is mostly optimizer state (Adam's two moments), which
+    # this never touches, so only the weights' pages are read (copied into ``model`` below).
+    weights = load_mdl(Path(path), mmap=True).get("model")
     if weights is None:
         raise CheckpointError(f"{path}: no 'model' entry")
     expected = model.state_dict()

@@ -18,7 +18,14 @@ from modelzoo.checkpoint.model_dir import saved_params_file, with_model_dir_file
 from modelzoo.cli.modes import run_mode
 from modelzoo.common.errors import ParamsError, UserError, os_error_reason
 from modelzoo.heads import head_names, head_spec
-from modelzoo.heads.prediction import CHUNK_LINES, MAX_PAGE_LINES, PredictOptions
+from modelzoo.heads.prediction import (
+    CHUNK_LINES,
+    DOCUMENTS,
+    INPUT_FORMATS,
+    LINES,
+    MAX_PAGE_LINES,
+    PredictOptions,
+)
 from modelzoo.heads.token_classification.annotation_formats import DEFAULT_FROM_NAME, DEFAULT_TO_NAME
 from modelzoo.loop.trainer import TrainingInterrupted
 from modelzoo.params.params import load_params
@@ -28,7 +35,8 @@ from modelzoo.serve.options import SERVE_OPTIONS, add_serve_arguments, require_s
 
 MODES = ("train", "eval", "train_and_eval", "predict", "serve")
 PREDICT_OPTIONS = (
-    "input", "output", "output_format", "output_html", "pretokenized", "quantize", "pairs", "min_entity_score",
+    "input", "output", "output_format", "output_html", "pretokenized", "input_format", "quantize", "pairs",
+    "min_entity_score",
     "conll_scores", "resume", "chunk_lines", "html_max_lines", "ls_from_name", "ls_to_name",
 )
 # Modes that read a trained model: they find its vocab, labels and best checkpoint in model_dir.
@@ -90,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"input lines read, predicted and written at a time (default {CHUNK_LINES})")
     predict.add_argument("--pretokenized", action="store_true",
                          help="input lines are whitespace-separated words (no further splitting)")
+    predict.add_argument("--input_format", choices=INPUT_FORMATS,
+                         help=f"{LINES} (default): each line a text of any length, tagged alone; {DOCUMENTS}: each line "
+                         "a sentence, blank lines between documents, each sentence read with its document's "
+                         "neighbours when the model was trained with context_tokens (docs/CONTEXT.md)")
     predict.add_argument("--quantize", choices=QUANTIZE_CHOICES,
                          help="CPU only: int8 encoder (7-bit weights, 8-bit activations, oneDNN kernels), the fastest "
                          "CPU path; with --engine onnxruntime the export's model_int8.onnx (docs/PREDICT.md)")

@@ -14,8 +14,11 @@ from modelzoo.data.text_files import read_utf8_text
 
 META_FILE = "meta.dat"
 LABEL_VOCAB_FILE = "label2id.json"
-# Positions of an example that belong to no word ([CLS], [SEP]) carry this word index.
+# Positions of an example that belong to no word ([CLS], [SEP], document context) carry this word index.
 NO_WORD = -1
+# The NER CSV column numbering each example's document: the readers' document context never crosses
+# from one number to another (CSVs written before it, and Cerebras', lack it).
+DOCUMENT_COLUMN = "document_index"
 
 
 def read_meta(data_dir: Path) -> List[Tuple[Path, int, int]]:

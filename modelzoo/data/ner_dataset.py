@@ -5,7 +5,9 @@ per feature (hundreds of thousands of examples per second) instead of per-exampl
 collating. Besides the five model inputs (:data:`MODEL_INPUT_KEYS`) every batch carries
 :data:`METADATA_KEYS`, which tie each position back to a word of the raw file for evaluation.
 CSVs written by Cerebras' own script (``tokens,labels`` only) are read too: the word index is then
-derived from the ``X`` labels and every example counts as its own sentence.
+derived from the ``X`` labels and every example counts as its own sentence. With ``context_tokens``
+each example is framed by its document's neighbouring pieces as the folder is read
+(:mod:`modelzoo.data.document_context`, the ``document_index`` column), before any packing.
 
 With ``packing`` on, the examples are packed once, when the folder is read (the histogram strategy
 takes milliseconds; which examples share a row is drawn from ``shuffle_seed``), and a row is a
@@ -27,13 +29,21 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from modelzoo.common.errors import DataFileError
-from modelzoo.data.csv_layout import LABEL_VOCAB_FILE, META_FILE, NO_WORD, check_task, read_meta
+from modelzoo.data.csv_layout import (
+    DOCUMENT_COLUMN,
+    LABEL_VOCAB_FILE,
+    META_FILE,
+    NO_WORD,
+    check_task,
+    read_meta,
+)
+from modelzoo.data.document_context import add_document_context
 from modelzoo.data.labels import CLS_LABEL, CONTINUATION_LABEL, FRAME_LABELS, PAD_LABEL, SEP_LABEL
 from modelzoo.data.packed_rows import pack_token_examples
 from modelzoo.data.packing import Algorithm, PackingStats, assign_sequences, plan_packing
 from modelzoo.data.params import InputParams
 from modelzoo.data.text_files import read_utf8_text
-from modelzoo.data.vocab import PAD_TOKEN, read_label_vocab, read_vocab
+from modelzoo.data.vocab import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN, read_label_vocab, read_vocab
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "loss_mask")
 PACKED_MODEL_INPUT_KEYS = (*MODEL_INPUT_KEYS, "position_ids")
@@ -60,8 +70,11 @@ class NerCsvDataset(Dataset):
         max_sequences_per_pack: Optional[int] = None,
         packing_algorithm: Algorithm = "lpfhp",
         seed: int = 0,
+        context_tokens: int = 0,
     ):
-        """``max_sequences_per_pack`` None: one example per row; otherwise rows are packs, drawn from ``seed``."""
+        """``max_sequences_per_pack`` None: one example per row; otherwise rows are packs, drawn from ``seed``.
+        ``context_tokens``: frame each example with up to that many pieces of its document on each side
+        (:mod:`modelzoo.data.document_context`)."""
         self.data_dir = Path(data_dir)
         if vocab_file is None:
             raise DataFileError(self.data_dir, None, "vocab_file is needed to turn the CSV's word pieces into ids")
@@ -79,6 +92,8 @@ class NerCsvDataset(Dataset):
                 raise DataFileError(
                     self.data_dir / META_FILE, meta_line, f"says {expected_count} examples in {path.name}, found {count}"
                 )
+        if context_tokens:
+            rows.add_context(self.data_dir, context_tokens)
         self.example_features = rows.to_features(include_special_labels_in_loss)
         self.lengths = np.asarray(rows.lengths, dtype=np.int64)
         self.features = self.example_features
@@ -101,6 +116,7 @@ class NerCsvDataset(Dataset):
             params.max_sequences_per_pack if params.packing else None,
             params.packing_algorithm,
             params.shuffle_seed,
+            params.context_tokens,
         )
 
     def _examples(self) -> List[Dict[str, Union[np.ndarray, int]]]:
@@ -155,11 +171,15 @@ class _CsvRows:
         self.vocab = vocab
         self.label2id = label2id
         self.max_sequence_length = max_sequence_length
-        self.token_ids: List[int] = []
-        self.label_ids: List[int] = []
-        self.word_index: List[int] = []
+        # Flat per-position ids, lists while rows are read (numpy arrays once framed with context).
+        self.token_ids: Union[List[int], np.ndarray] = []
+        self.label_ids: Union[List[int], np.ndarray] = []
+        self.word_index: Union[List[int], np.ndarray] = []
         self.lengths: List[int] = []
         self.sentence_index: List[int] = []
+        self.document_index: List[int] = []
+        self.without_documents: Optional[Path] = None  # the first shard without the document column
+        self.is_context: Optional[np.ndarray] = None  # flat, True at document-context positions
 
     def read_file(self, path: Path) -> int:
         """Parse one CSV shard, appending its examples; returns how many it held."""
@@ -170,6 +190,8 @@ class _CsvRows:
             raise DataFileError(path, 1, f"expected a header with 'tokens' and 'labels', got {header}")
         column = {name: header.index(name) for name in header}
         has_word_index = "word_index" in column and "sentence_index" in column
+        if DOCUMENT_COLUMN not in column and self.without_documents is None:
+            self.without_documents = path
         for row in reader:
             self._add_row(path, reader.line_num, row, column, has_word_index)
         return len(self.lengths) - first_example
@@ -207,11 +229,40 @@ class _CsvRows:
         else:
             word_index = _word_index_from_labels(labels)
             sentence_index = len(self.lengths)
+        if DOCUMENT_COLUMN in column:
+            try:
+                self.document_index.append(int(row[column[DOCUMENT_COLUMN]]))
+            except ValueError:
+                raise DataFileError(path, line, f"{DOCUMENT_COLUMN} must be an integer") from None
         self.token_ids.extend(token_ids)
         self.label_ids.extend(label_ids)
         self.word_index.extend(word_index)
         self.lengths.append(len(tokens))
         self.sentence_index.append(sentence_index)
+
+    def add_context(self, data_dir: Path, context_tokens: int) -> None:
+        """Frame every example with its document's neighbouring pieces (no label, no loss, no word)."""
+        if self.without_documents is not None:
+            raise DataFileError(
+                self.without_documents, 1, f"context_tokens needs the {DOCUMENT_COLUMN} column, which this CSV lacks "
+                "(written before it, or by Cerebras' script): write the folder again with write_csv_ner.py",
+            )
+        lengths = np.asarray(self.lengths, dtype=np.int64)
+        token_ids = np.asarray(self.token_ids, dtype=np.int32)
+        first, last = np.cumsum(lengths) - lengths, np.cumsum(lengths) - 1
+        if not (np.all(token_ids[first] == self.vocab[CLS_TOKEN]) and np.all(token_ids[last] == self.vocab[SEP_TOKEN])):
+            raise DataFileError(data_dir, None, "context_tokens needs every example framed by [CLS] ... [SEP]")
+        columns = {
+            "token_ids": token_ids,
+            "label_ids": np.asarray(self.label_ids, dtype=np.int32),
+            "word_index": np.asarray(self.word_index, dtype=np.int32),
+        }
+        framed, new_lengths, self.is_context = add_document_context(
+            columns, lengths, np.asarray(self.document_index), context_tokens, self.max_sequence_length,
+            {"label_ids": self.label2id[PAD_LABEL], "word_index": NO_WORD},
+        )
+        self.token_ids, self.label_ids, self.word_index = framed["token_ids"], framed["label_ids"], framed["word_index"]
+        self.lengths = new_lengths.tolist()
 
     def to_features(self, include_special_labels_in_loss: bool) -> Dict[str, np.ndarray]:
         """Scatter the flat id lists into ``[examples, max_sequence_length]`` int32 arrays."""
@@ -231,6 +282,8 @@ class _CsvRows:
         else:
             special_ids = [self.label2id[label] for label in FRAME_LABELS]
             loss_mask = (is_real & ~np.isin(labels, special_ids)).astype(np.int32)
+        if self.is_context is not None:
+            loss_mask[is_real] &= ~self.is_context
         return {
             "input_ids": padded(self.token_ids, self.vocab[PAD_TOKEN]),
             "attention_mask": attention_mask,

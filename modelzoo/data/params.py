@@ -28,6 +28,11 @@ class InputParams:
         False, "loss_mask also 1 on [CLS], [SEP] and X positions (default: first word pieces only)"
     )
 
+    context_tokens: int = param(
+        0, "document context: up to this many word pieces of the neighbouring sentences of the same document on "
+        "each side of every example (no label, no loss, never scored), within max_sequence_length (docs/CONTEXT.md)"
+    )
+
     packing: bool = param(False, "pack several sequences into each row (histogram packing, drawn once from shuffle_seed)")
     max_sequences_per_pack: int = param(
         6, "most sequences in one packed row (sequence classification: must equal model.max_sequences_per_pack)"
@@ -38,7 +43,8 @@ class InputParams:
 
     def __post_init__(self) -> None:
         minimums = {
-            "max_sequence_length": 3, "batch_size": 1, "shuffle_seed": 0, "num_workers": 0, "max_sequences_per_pack": 1
+            "max_sequence_length": 3, "batch_size": 1, "shuffle_seed": 0, "num_workers": 0, "max_sequences_per_pack": 1,
+            "context_tokens": 0,
         }
         for key, minimum in minimums.items():
             value = getattr(self, key)

@@ -16,18 +16,22 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import List
+from typing import Iterator, List, Tuple
 
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
 _PRE_TOKENIZER = BertPreTokenizer()
 _FIELD = re.compile(r"\S+")
+# A long line is pre-tokenized this many characters at a time, cut at a space (which always ends a
+# word), so the tokenizer's own list of (word, offsets) pairs never holds a whole long line's words.
+SEGMENT_CHARS = 1 << 16
 
 
 @dataclass(frozen=True)
 class Word:
     """A word and where it sits in its line: ``line[start:end] == text``."""
 
+    __slots__ = ("text", "start", "end")  # a long line holds millions: no per-word __dict__
     text: str
     start: int
     end: int
@@ -38,7 +42,7 @@ def split_words(line: str, pretokenized: bool = False) -> List[Word]:
     if pretokenized:
         spans = ((match.start(), match.end()) for match in _FIELD.finditer(line))
     else:
-        spans = (offsets for _, offsets in _PRE_TOKENIZER.pre_tokenize_str(line))
+        spans = _bert_word_spans(line)
     words = []
     for start, end in spans:
         while start < end and unicodedata.category(line[start]) == "Cf":
@@ -49,3 +53,15 @@ def split_words(line: str, pretokenized: bool = False) -> List[Word]:
             words.append(Word(line[start:end], start, end))
     return words
 
+
+
+def _bert_word_spans(line: str) -> Iterator[Tuple[int, int]]:
+    """BERT's pre-tokenizer's word offsets in ``line``, a segment of at most SEGMENT_CHARS at a time."""
+    position = 0
+    while position < len(line):
+        end = len(line)
+        if end - position > SEGMENT_CHARS:
+            end = line.rfind(" ", position, position + SEGMENT_CHARS) + 1 or line.find(" ", position) + 1 or end
+        for _, (start, stop) in _PRE_TOKENIZER.pre_tokenize_str(line[position:end]):
+            yield position + start, position + stop
+        position = end

@@ -23,6 +23,9 @@ SCORE_DECIMALS = 4
 CHUNK_LINES = 1000
 MAX_PAGE_LINES = 2000
 STDIN = "-"
+# --input_format: one text a line (lines), or documents of one sentence a line separated by blank lines.
+LINES, DOCUMENTS = "lines", "documents"
+INPUT_FORMATS = (LINES, DOCUMENTS)
 NumberedLine = Tuple[int, str]
 
 
@@ -35,6 +38,7 @@ class PredictOptions:
     output_format: Optional[str] = None
     output_html: Optional[str] = None
     pretokenized: bool = False
+    input_format: str = LINES
     quantize: Optional[str] = None
     engine: str = "auto"
     pairs: bool = False

@@ -4,7 +4,8 @@ Nothing reads the whole input: lines are decoded one at a time (a bad byte is re
 line number) and handed out in chunks, so memory stays that of one chunk whatever the input's
 size. Chunk ``k`` is always input lines ``k x N + 1 .. (k + 1) x N``, wherever the run started: a
 continued run (``--resume``) then batches the rest of the input exactly as an uninterrupted run
-did, and writes the same records.
+did, and writes the same records. Documents (``--input_format documents``) are chunked whole
+instead (:func:`document_chunks`), so that no sentence loses its neighbours at a chunk's edge.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import BinaryIO, Iterator, List, Optional
 from modelzoo.common.errors import DataFileError
 from modelzoo.common.strings import remove_suffix
 from modelzoo.heads.prediction import CHUNK_LINES, STDIN, NumberedLine
+
+DOCUMENT_CHUNK_LIMIT = 100
 
 
 def check_input(source: str) -> None:
@@ -68,3 +71,17 @@ def chunks(lines: Iterator[NumberedLine], chunk_lines: int = CHUNK_LINES) -> Ite
     while first := next(lines, None):
         room = chunk_lines - (first[0] - 1) % chunk_lines - 1
         yield [first, *islice(lines, room)]
+
+
+def document_chunks(lines: Iterator[NumberedLine], chunk_lines: int = CHUNK_LINES) -> Iterator[List[NumberedLine]]:
+    """Consecutive lists of ``lines`` of at least ``chunk_lines`` lines, each ending at a blank line (the end
+    of a document) or at the input's end; a document longer than ``DOCUMENT_CHUNK_LIMIT`` chunks is cut
+    there anyway, so that memory stays bounded (its sentences at that cut lose their context across it)."""
+    chunk: List[NumberedLine] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= chunk_lines and (not line[1].strip() or len(chunk) >= DOCUMENT_CHUNK_LIMIT * chunk_lines):
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

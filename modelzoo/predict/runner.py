@@ -21,10 +21,10 @@ from tqdm import tqdm
 from modelzoo.common.atomic import write_text_atomic
 from modelzoo.common.errors import DataFileError, ParamsError
 from modelzoo.common.heap import return_freed_memory
-from modelzoo.heads.prediction import LinePredictor, NumberedLine, PredictOptions
+from modelzoo.heads.prediction import DOCUMENTS, LinePredictor, NumberedLine, PredictOptions
 from modelzoo.params.params import Params
 from modelzoo.predict.inference_model import build_predictor
-from modelzoo.predict.input_lines import check_input, chunks, count_lines, numbered_lines
+from modelzoo.predict.input_lines import check_input, chunks, count_lines, document_chunks, numbered_lines
 from modelzoo.predict.output import Output, check_output_paths
 from modelzoo.predict.resume import (
     check_same_run,
@@ -43,6 +43,9 @@ def check_options(options: PredictOptions) -> None:
         raise ParamsError("--resume: continues an --output FILE (stdout cannot be continued)")
     if options.resume and options.output_html:
         raise ParamsError("--resume: cannot rebuild --output_html for the lines predicted before; make the page in its own run")
+    if options.resume and options.input_format == DOCUMENTS:
+        raise ParamsError("--resume: not with --input_format documents (a document cut by the stop would be tagged "
+                          "without its first sentences' context); predict the documents left in a run of their own")
     if options.chunk_lines < 1 or options.html_max_lines < 1:
         raise ParamsError("--chunk_lines and --html_max_lines: at least 1")
     check_output_paths(options)
@@ -82,7 +85,8 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
     started = time.perf_counter()
     progress = tqdm(total=count_lines(options.input), initial=skipped, unit=" lines", file=sys.stderr, mininterval=1.0)
     try:
-        for chunk in chunks(lines, options.chunk_lines):
+        chunked = document_chunks if options.input_format == DOCUMENTS else chunks
+        for chunk in chunked(lines, options.chunk_lines):
             records = predictor.predict(chunk)
             if records:
                 output.write("".join(predictor.render(record) for record in records))

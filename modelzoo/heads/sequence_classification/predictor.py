@@ -18,7 +18,7 @@ from modelzoo.common.errors import DataFileError, ParamsError
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.params import InputParams
 from modelzoo.heads.html_page import isolated, legend, page, type_colours
-from modelzoo.heads.prediction import NumberedLine, PredictOptions, rounded
+from modelzoo.heads.prediction import LINES, NumberedLine, PredictOptions, rounded
 from modelzoo.heads.sequence_classification.classifier import SentenceClassifier
 
 
@@ -65,6 +65,7 @@ class LabelPredictor:
     def check_options(options: PredictOptions) -> None:
         token_only = {
             "--pretokenized": options.pretokenized,
+            f"--input_format {options.input_format}": options.input_format != LINES,
             f"--output_format {options.output_format}": options.output_format not in (None, "jsonl"),
             "--min_entity_score": options.min_entity_score is not None,
             "--conll_scores": options.conll_scores,

@@ -79,9 +79,13 @@ class SequenceClassificationTask(SplitTask):
                 )
 
     def read_split(self, section: str) -> ClassifierDataset:
+        if self.input_params(section).context_tokens:
+            raise ParamsError(f"{section}.context_tokens: document context is the token classifier's; this head has none")
         return ClassifierDataset.from_params(self.input_params(section), self.params.model.pad_token_id, self.slots)
 
     def build_model(self) -> nn.Module:
+        if self.params.model.class_weights is not None:
+            raise ParamsError("model.class_weights: the token classifier's option; this head has no class weights")
         return self.model_class(self.params.model)
 
     def count_sequences(self, batch: Dict[str, torch.Tensor]) -> int:

@@ -7,6 +7,7 @@ from :mod:`modelzoo.heads.token_classification.records`.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, Dict, List, Optional
 
@@ -19,7 +20,7 @@ from modelzoo.common.iteration import zip_strict
 from modelzoo.data.params import InputParams
 from modelzoo.data.raw_words import split_words
 from modelzoo.heads.html_page import entity_tooltip, isolated, legend, mark, page, type_colours
-from modelzoo.heads.prediction import NumberedLine, PredictOptions, rounded
+from modelzoo.heads.prediction import DOCUMENTS, NumberedLine, PredictOptions, rounded
 from modelzoo.heads.token_classification.annotation_formats import (
     DEFAULT_FROM_NAME,
     DEFAULT_TO_NAME,
@@ -38,20 +39,31 @@ from modelzoo.heads.token_classification.records import (
 from modelzoo.heads.token_classification.tagger import WordTagger
 
 
-def predict_numbered(tagger: WordTagger, lines: List[NumberedLine], pretokenized: bool = False) -> List[Prediction]:
-    """A prediction per line that holds a word (blank lines are skipped; ``line`` keeps the numbering)."""
+def predict_numbered(
+    tagger: WordTagger, lines: List[NumberedLine], pretokenized: bool = False, documents: bool = False
+) -> List[Prediction]:
+    """A prediction per line that holds a word (blank lines are skipped; ``line`` keeps the numbering).
+
+    ``documents``: the lines are sentences of documents that blank lines separate, and a model
+    trained with context reads each sentence with its document's neighbours, as in training.
+    """
     split = [(number, line, split_words(line, pretokenized)) for number, line in lines]
-    split = [(number, line, words) for number, line, words in split if words]
-    tags, scores = tagger.tag([[word.text for word in words] for _, _, words in split])
+    document_of_line = list(itertools.accumulate(not words for _, _, words in split)) if documents else None
+    kept = [index for index, (_, _, words) in enumerate(split) if words]
+    split = [split[index] for index in kept]
+    numbers = [document_of_line[index] for index in kept] if document_of_line is not None else None
+    tags, scores = tagger.tag([[word.text for word in words] for _, _, words in split], numbers)
     return [
         make_prediction(number, line, words, sentence_tags, sentence_scores)
         for (number, line, words), sentence_tags, sentence_scores in zip_strict(split, tags, scores)
     ]
 
 
-def predict_lines(tagger: WordTagger, lines: List[str], pretokenized: bool = False) -> List[Prediction]:
+def predict_lines(
+    tagger: WordTagger, lines: List[str], pretokenized: bool = False, documents: bool = False
+) -> List[Prediction]:
     """:func:`predict_numbered` on ``lines`` numbered from 1."""
-    return predict_numbered(tagger, list(enumerate(lines, start=1)), pretokenized)
+    return predict_numbered(tagger, list(enumerate(lines, start=1)), pretokenized, documents)
 
 
 class EntityPredictor:
@@ -66,7 +78,8 @@ class EntityPredictor:
         options: PredictOptions, skip_padding: bool,
     ) -> None:
         self.tagger = WordTagger(
-            model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup, skip_padding
+            model, inputs.vocab_file, id_to_label, inputs.max_sequence_length, inputs.batch_size, setup, skip_padding,
+            inputs.context_tokens,
         )
         self.options = options
         self.entities = 0
@@ -91,7 +104,9 @@ class EntityPredictor:
             raise ParamsError(f"--min_entity_score {options.min_entity_score}: a probability, between 0 and 1")
 
     def predict(self, lines: List[NumberedLine]) -> List[Prediction]:
-        predictions = predict_numbered(self.tagger, lines, self.options.pretokenized)
+        predictions = predict_numbered(
+            self.tagger, lines, self.options.pretokenized, self.options.input_format == DOCUMENTS
+        )
         if self.options.min_entity_score is not None:
             predictions = [drop_unsure_entities(p, self.options.min_entity_score) for p in predictions]
         self.entities += sum(len(prediction.entities) for prediction in predictions)

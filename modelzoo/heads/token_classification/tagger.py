@@ -3,7 +3,10 @@
 Rows are built as the CSV writer builds them for training (``[CLS]``, pieces, ``[SEP]``, cut by the
 shared window rule of ``modelzoo.data.windows``), and a word's tag is the prediction at
 its first piece; a special label predicted there (``X``, ``[CLS]``...) reads as ``O``, as in
-evaluation. Rows are sorted by length and cut into batches padded only to their own longest row
+evaluation. A model trained with document context (``eval_input.context_tokens``) gets each row
+framed with its neighbours' pieces by the training rule, and a line longer than a row is tagged in
+windows that overlap by the context size (:mod:`modelzoo.heads.token_classification.context_rows`).
+Rows are sorted by length and cut into batches padded only to their own longest row
 (about 10 % padding on CoNLL-2003), and where the device runs that faster (``skip_padding``, the
 CPU) the model skips the padding, float and int8 alike: int8's entity F1 measured the same whether
 its per-batch activation scale saw the padding or not (docs/MEASURED.md), and the padding's work is
@@ -17,7 +20,7 @@ that a stream of any length keeps bounded memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +32,7 @@ from modelzoo.data.labels import LabelVocab
 from modelzoo.data.vocab import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN, read_vocab
 from modelzoo.data.windows import sentence_windows
 from modelzoo.data.wordpiece import WordPieceTokenizer
+from modelzoo.heads.token_classification.context_rows import core_capacity, frame_rows
 
 WORD_CACHE_SIZE = 200_000
 
@@ -55,6 +59,7 @@ class WordTagger:
         batch_size: int,
         setup: DeviceSetup,
         skip_padding: bool = True,
+        context_tokens: int = 0,
     ) -> None:
         self.model = model.to(setup.device).eval()
         self.skip_padding = skip_padding
@@ -62,14 +67,30 @@ class WordTagger:
         self.pieces = WordPieceTokenizer(vocab_file)
         self.tag_of_id = LabelVocab.from_labels(id_to_label).word_tags()
         self.capacity = max_sequence_length - 2
+        self.max_sequence_length = max_sequence_length
+        self.context_tokens = context_tokens  # eval_input.context_tokens: the context the model was trained with
+        self.core_capacity = core_capacity(self.capacity, context_tokens) if context_tokens else self.capacity
         self.token_budget = batch_size * max_sequence_length
         self.setup = setup
         self._ids_of_word: Dict[str, List[int]] = {}
 
-    def tag(self, sentences: List[List[str]]) -> Tuple[List[List[str]], List[List[float]]]:
-        """One IOB2 tag per word of every sentence, and each tag's probability (an empty sentence gets none)."""
+    def tag(
+        self, sentences: List[List[str]], documents: Optional[List[int]] = None
+    ) -> Tuple[List[List[str]], List[List[float]]]:
+        """One IOB2 tag per word of every sentence, and each tag's probability (an empty sentence gets none).
+
+        With ``context_tokens``, rows are framed with their document's neighbouring pieces
+        (:mod:`modelzoo.heads.token_classification.context_rows`): ``documents`` numbers each
+        sentence's document (consecutive sentences of one document share it); without it every
+        sentence is a document of its own (a long one still gets its overlapping windows).
+        """
         self._learn_words(sentences)
         rows = [row for index, words in enumerate(sentences) for row in self._rows(index, words)]
+        if self.context_tokens and rows:
+            numbers = [row.sentence if documents is None else documents[row.sentence] for row in rows]
+            framed = frame_rows([row.ids for row in rows], [row.first_pieces for row in rows], numbers,
+                                self.context_tokens, self.max_sequence_length)
+            rows = [_Row(row.sentence, row.first_word, ids, first) for row, ids, first in zip_strict(rows, *framed)]
         tags: List[List[str]] = [[""] * len(words) for words in sentences]
         scores: List[List[float]] = [[0.0] * len(words) for words in sentences]
         rows.sort(key=lambda row: len(row.ids))
@@ -104,9 +125,12 @@ class WordTagger:
                 self._ids_of_word[word] = [self.vocab[piece] for piece in pieces]
 
     def _rows(self, sentence: int, words: List[str]) -> List[_Row]:
+        """The sentence's rows as training cut it, or, when it needs several rows and the model reads
+        context, its cores (the context around each core is added by :meth:`tag`)."""
         ids_of_words = [self._ids_of_word[word] for word in words]
+        counts = [len(ids) for ids in ids_of_words]
         rows = []
-        for window in sentence_windows([len(ids) for ids in ids_of_words], self.capacity):
+        for window in sentence_windows(counts, self.capacity if sum(counts) <= self.capacity else self.core_capacity):
             ids, first_pieces = [self.vocab[CLS_TOKEN]], []
             for span in window:
                 if span.holds_first_piece:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from modelzoo.common.distributed import DistContext
+from modelzoo.data.class_weights import frequency_class_weights
 from modelzoo.data.ner_dataset import MODEL_INPUT_KEYS, PACKED_MODEL_INPUT_KEYS, NerCsvDataset
 from modelzoo.heads.task import RunSections, SplitTask, gather_parts
 from modelzoo.metrics import first_piece_words, score_words
@@ -80,7 +81,16 @@ class TokenClassificationTask(SplitTask):
         return NerCsvDataset.from_params(self.input_params(section))
 
     def build_model(self) -> nn.Module:
-        return self.model_class(self.params.model)
+        """The head; with ``model.class_weights: auto`` and a train split, its weights from that split."""
+        model = self.model_class(self.params.model)
+        if self.params.model.class_weights == "auto" and self.params.train_input is not None:
+            dataset = self.dataset("train_input")
+            features = dataset.example_features
+            weights = frequency_class_weights(features["labels"], features["loss_mask"], self.params.model.num_classes)
+            model.set_class_weights(weights)
+            shown = ", ".join(f"{dataset.id2label.get(i, i)} {weight:.3g}" for i, weight in enumerate(weights))
+            print(f"model.class_weights auto: {shown}", flush=True)
+        return model
 
     def count_sequences(self, batch: Dict[str, torch.Tensor]) -> int:
         """Examples in the batch: one per padded row, one per filled slot of a pack."""
