@@ -264,10 +264,10 @@ def test_a_line_of_a_million_characters_is_windowed_in_bounded_memory(trained, t
     source.write_text("A short line .\n" + line + "\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
     script = (
-        "import resource, sys; from modelzoo.cli.main import main; "
+        "import re, sys; from modelzoo.cli.main import main; "
         f"code = main(['CPU', '--mode', 'predict', '--params', {str(params_file)!r}, '--input', {str(source)!r}, "
         f"'--output', {str(output)!r}]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(code)"
+        "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)); sys.exit(code)"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
                             env=subprocess_env(), timeout=600)
@@ -275,8 +275,9 @@ def test_a_line_of_a_million_characters_is_windowed_in_bounded_memory(trained, t
     short, huge = (json.loads(record) for record in output.read_text(encoding="utf-8").splitlines())
     assert len(huge["words"]) == len(huge["tags"]) == len(huge["word_scores"]) == len(line.split(" "))
     assert huge["text"] == line
-    peak_mib = int(result.stdout.split()[-1])
-    assert peak_mib < 1000, peak_mib  # the one line's records and rows, not a copy per window
+    # VmHWM is this process's own peak; ru_maxrss would carry over the peak of the pytest process that spawned it
+    peak_mib = int(result.stdout.split()[-1]) // 1024
+    assert peak_mib < 750, peak_mib  # 415 MiB measured: the one line's records and rows, not a copy per window
 
 
 def _run_py_predict(params_file, *args: str) -> subprocess.Popen:
