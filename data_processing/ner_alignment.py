@@ -25,7 +25,7 @@ from typing import List, Optional, Set, Tuple, Union
 
 from data_processing.ner_raw import Sentence
 from modelzoo.common.errors import DataFileError
-from modelzoo.data.raw_words import Word, split_words
+from modelzoo.data.raw_words import LineWords, split_words
 
 EXPAND, CONTRACT, STRICT = "expand", "contract", "strict"
 SPAN_ALIGNMENTS = (EXPAND, CONTRACT, STRICT)
@@ -88,11 +88,10 @@ class SpanAligner:
     def sentence(self, record: SpanRecord, known_labels: Optional[Set[str]] = None, source: str = "") -> Sentence:
         """The record's words and IOB2 tags; ``known_labels`` (IOB2 labels, None: any) is named ``source`` in errors."""
         words = split_words(record.text, self.options.pretokenized)
-        starts, ends = [word.start for word in words], [word.end for word in words]
         placed: List[Tuple[CharSpan, int, int]] = []
         for span in record.spans:
             self._check(record, span, known_labels, source)
-            first, stop = self._words_of(record, span, words, starts, ends)
+            first, stop = self._words_of(record, span, words)
             if first < stop:
                 placed.append((span, first, stop))
         tags = ["O"] * len(words)
@@ -122,12 +121,10 @@ class SpanAligner:
         if known_labels is not None and f"B-{span.label}" not in known_labels:
             raise self._error(record, span, f"label {span.label!r} never occurs in {source}")
 
-    def _words_of(
-        self, record: SpanRecord, span: CharSpan, words: List[Word], starts: List[int], ends: List[int]
-    ) -> Tuple[int, int]:
+    def _words_of(self, record: SpanRecord, span: CharSpan, words: LineWords) -> Tuple[int, int]:
         """Words ``[first, stop)`` the span stands for under the alignment policy (``first == stop``: dropped)."""
-        first = bisect.bisect_right(ends, span.start)  # the first word ending after the span starts
-        stop = bisect.bisect_left(starts, span.end)  # past the last word starting before the span ends
+        first = bisect.bisect_right(words.ends, span.start)  # the first word ending after the span starts
+        stop = bisect.bisect_left(words.starts, span.end)  # past the last word starting before the span ends
         if first >= stop:  # only characters the splitter does not make words of (checked above: not whitespace)
             raise self._error(record, span, "covers no word")
         cut_start, cut_end = words[first].start < span.start, words[stop - 1].end > span.end
@@ -151,7 +148,7 @@ class SpanAligner:
         return first, stop
 
     def _without_overlaps(
-        self, record: SpanRecord, placed: List[Tuple[CharSpan, int, int]], words: List[Word]
+        self, record: SpanRecord, placed: List[Tuple[CharSpan, int, int]], words: LineWords
     ) -> List[Tuple[CharSpan, int, int]]:
         """The spans to tag: repeats once; overlaps refused, or resolved longest first."""
         longest_first = sorted(placed, key=lambda item: (item[0].start - item[0].end, item[0].start))

@@ -257,10 +257,10 @@ def test_resume_after_a_cut_completes_the_output_as_an_uninterrupted_run(trained
         assert f"{len(lines)}/{len(lines)}" in err  # the progress bar, total known for a file
 
 
-def test_a_line_of_a_million_characters_is_windowed_in_bounded_memory(trained, tmp_path):
+def test_a_line_of_ten_million_characters_is_tagged_in_bounded_memory(trained, tmp_path):
     params_file, _ = trained
     source = tmp_path / "huge.txt"
-    line = " ".join(f"word{i % 37}" for i in range(150_000))[:1_000_000]
+    line = " ".join(f"word{i % 37}" for i in range(2_000_000))[:10_000_000]
     source.write_text("A short line .\n" + line + "\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
     script = (
@@ -276,8 +276,8 @@ def test_a_line_of_a_million_characters_is_windowed_in_bounded_memory(trained, t
     assert len(huge["words"]) == len(huge["tags"]) == len(huge["word_scores"]) == len(line.split(" "))
     assert huge["text"] == line
     # VmHWM is this process's own peak; ru_maxrss would carry over the peak of the pytest process that spawned it
-    peak_mib = int(result.stdout.split()[-1]) // 1024
-    assert peak_mib < 750, peak_mib  # 415 MiB measured: the one line's records and rows, not a copy per window
+    peak_bytes = int(result.stdout.split()[-1]) * 1024
+    assert peak_bytes < 600e6, peak_bytes  # the bound: offsets as arrays, the record written a slice at a time
 
 
 def _run_py_predict(params_file, *args: str) -> subprocess.Popen:

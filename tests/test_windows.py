@@ -62,7 +62,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="capacity"):
         sentence_windows([1], 0)
     with pytest.raises(ValueError, match="at least one"):
-        sentence_windows([1, 0], 4)
+        list(sentence_windows([1, 0], 4))
 
 
 LONG_WORD = "http://www.example.com/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t"  # 62 pieces in the tiny vocab

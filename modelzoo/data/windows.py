@@ -11,13 +11,14 @@ it fill the remainder of its last window.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import Iterator, List
 
 
 @dataclass(frozen=True)
 class PieceSpan:
     """Pieces ``[start, stop)`` of word ``word``: the part of that word one window holds."""
 
+    __slots__ = ("word", "start", "stop")  # a span per word: a long line has millions, no __dict__ each
     word: int
     start: int
     stop: int
@@ -28,32 +29,34 @@ class PieceSpan:
         return self.start == 0
 
 
-def sentence_windows(piece_counts: List[int], capacity: int) -> List[List[PieceSpan]]:
+def sentence_windows(piece_counts: List[int], capacity: int) -> Iterator[List[PieceSpan]]:
     """The windows of one sentence, in order, each at most ``capacity`` pieces; every piece once.
 
     ``piece_counts[i]`` is the number of pieces of word ``i`` (at least 1). An empty sentence has
-    no window.
+    no window. The windows come one at a time, so a line of millions of words never holds them all.
     """
     if capacity < 1:
         raise ValueError(f"a window must hold at least one word piece, got capacity {capacity}")
-    windows: List[List[PieceSpan]] = []
+    return _windows(piece_counts, capacity)
+
+
+def _windows(piece_counts: List[int], capacity: int) -> Iterator[List[PieceSpan]]:
     current: List[PieceSpan] = []
     used = 0
     for word, count in enumerate(piece_counts):
         if count < 1:
             raise ValueError(f"word {word} has {count} pieces; every word has at least one")
         if used + count > capacity and current:
-            windows.append(current)
+            yield current
             current, used = [], 0
         start = 0
         while count - start > capacity:  # a word longer than a whole window fills windows of its own
-            windows.append([PieceSpan(word, start, start + capacity)])
+            yield [PieceSpan(word, start, start + capacity)]
             start += capacity
         current.append(PieceSpan(word, start, count))
         used += count - start
     if current:
-        windows.append(current)
-    return windows
+        yield current
 
 
 def count_split_words(piece_counts: List[int], capacity: int) -> int:

@@ -11,7 +11,7 @@ continued run's output equal to an uninterrupted one (see :mod:`modelzoo.predict
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Protocol, Tuple
+from typing import Any, Iterable, List, Optional, Protocol, Tuple
 
 from torch import nn
 
@@ -89,8 +89,9 @@ class LinePredictor(Protocol):
     def predict(self, lines: List[NumberedLine]) -> list:
         """A record per line that holds one (blank lines get none); records keep the line numbers."""
 
-    def render(self, record: Any) -> str:
-        """The record as the output format writes it, newline included."""
+    def render(self, record: Any) -> Iterable[str]:
+        """The record as the output format writes it, newline included, in parts written one after
+        another (a record of millions of words is never joined into one string)."""
 
     def closing(self) -> str:
         """What ends the output after the last record (a JSON list's ``]``; usually nothing)."""

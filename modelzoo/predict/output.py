@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any, Dict, Iterable, Optional
 
 from modelzoo.common.atomic import write_json_atomic
 from modelzoo.common.errors import DataFileError, ParamsError
@@ -49,14 +49,16 @@ class Output:
         self.path, self.append, self.run_identity = path, append, run_identity
         self._stream: Optional[IO[str]] = None
 
-    def write(self, text: str) -> None:
+    def write(self, texts: Iterable[str]) -> None:
+        """Write ``texts`` one after the other (a chunk's records, never joined into one more copy), then flush."""
         if self._stream is None:
             mode = "a" if self.append else "w"
             if self.path is not None and not self.append:
                 write_json_atomic(run_file(Path(self.path)), self.run_identity)
             # closed by close(), after the last chunk: the stream lives across the whole loop
             self._stream = sys.stdout if self.path is None else open(self.path, mode, encoding="utf-8", newline="")  # noqa: SIM115
-        self._stream.write(text)
+        for text in texts:
+            self._stream.write(text)
         self._stream.flush()
 
     def close(self) -> None:

@@ -89,7 +89,7 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
         for chunk in chunked(lines, options.chunk_lines):
             records = predictor.predict(chunk)
             if records:
-                output.write("".join(predictor.render(record) for record in records))
+                output.write(part for record in records for part in predictor.render(record))
             done += len(records)
             if options.output_html and len(page) < options.html_max_lines:
                 page.extend(records[: options.html_max_lines - len(page)])
@@ -97,7 +97,7 @@ def run_predict(params: Params, options: PredictOptions, device: torch.device, s
             progress.update(len(chunk))
             progress.set_postfix_str(f"{done / (time.perf_counter() - started):.0f} {predictor.kind}/s", refresh=False)
         if predictor.closing():
-            output.write(predictor.closing())
+            output.write([predictor.closing()])
     finally:
         progress.close()
         output.close()

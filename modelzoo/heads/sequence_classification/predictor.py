@@ -8,7 +8,7 @@ import json
 import typing
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from torch import nn
 
@@ -107,8 +107,8 @@ class LabelPredictor:
         return written.get("line") == number and written.get("text") == line
 
     @staticmethod
-    def render(classification: Classification) -> str:
-        return classification_json_line(classification) + "\n"
+    def render(classification: Classification) -> Iterable[str]:
+        return (classification_json_line(classification) + "\n",)
 
     @staticmethod
     def closing() -> str:

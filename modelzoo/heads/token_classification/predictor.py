@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from torch import nn
 
@@ -32,9 +32,9 @@ from modelzoo.heads.token_classification.annotation_formats import (
 from modelzoo.heads.token_classification.records import (
     Prediction,
     drop_unsure_entities,
+    json_line_parts,
     make_prediction,
     to_conll_block,
-    to_json_line,
 )
 from modelzoo.heads.token_classification.tagger import WordTagger
 
@@ -52,7 +52,7 @@ def predict_numbered(
     kept = [index for index, (_, _, words) in enumerate(split) if words]
     split = [split[index] for index in kept]
     numbers = [document_of_line[index] for index in kept] if document_of_line is not None else None
-    tags, scores = tagger.tag([[word.text for word in words] for _, _, words in split], numbers)
+    tags, scores = tagger.tag([words.texts() for _, _, words in split], numbers)
     return [
         make_prediction(number, line, words, sentence_tags, sentence_scores)
         for (number, line, words), sentence_tags, sentence_scores in zip_strict(split, tags, scores)
@@ -112,14 +112,14 @@ class EntityPredictor:
         self.entities += sum(len(prediction.entities) for prediction in predictions)
         return predictions
 
-    def render(self, prediction: Prediction) -> str:
+    def render(self, prediction: Prediction) -> Iterable[str]:
         if self.options.output_format == "conll":
-            return to_conll_block(prediction, self.options.conll_scores)
+            return (to_conll_block(prediction, self.options.conll_scores),)
         if self.options.output_format == DOCCANO:
-            return doccano_json_line(prediction) + "\n"
+            return (doccano_json_line(prediction) + "\n",)
         if self.tasks is not None:
-            return self.tasks.render(prediction)
-        return to_json_line(prediction) + "\n"
+            return (self.tasks.render(prediction),)
+        return itertools.chain(json_line_parts(prediction), ("\n",))
 
     def closing(self) -> str:
         return self.tasks.closing() if self.tasks is not None else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import List
+from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.labels import OUTSIDE_LABEL
@@ -39,13 +39,15 @@ class Prediction:
 
     line: int
     text: str
-    words: List[Word]
+    words: Sequence[Word]  # a LineWords from prediction
     tags: List[str]
-    word_scores: List[float]
+    word_scores: Sequence[float]  # float32 array('f') from prediction
     entities: List[Entity]
 
 
-def make_prediction(line: int, text: str, words: List[Word], tags: List[str], word_scores: List[float]) -> Prediction:
+def make_prediction(
+    line: int, text: str, words: Sequence[Word], tags: List[str], word_scores: Sequence[float]
+) -> Prediction:
     """Merge ``tags`` into entities whose character offsets point into ``text``, each scored by its least sure word."""
     entities = []
     for span in entity_spans(tags):
@@ -70,27 +72,46 @@ def drop_unsure_entities(prediction: Prediction, min_score: float) -> Prediction
 
 def to_json_line(prediction: Prediction) -> str:
     """One JSON object on one line (non-ASCII kept readable); ``line`` first, which ``--resume`` reads."""
-    record = {
-        "line": prediction.line,
-        "text": prediction.text,
-        "words": [word.text for word in prediction.words],
-        "word_offsets": [[word.start, word.end] for word in prediction.words],
-        "tags": prediction.tags,
-        "word_scores": [rounded(score) for score in prediction.word_scores],
-        "entities": [
-            {
-                "type": entity.type,
-                "text": entity.text,
-                "start": entity.start,
-                "end": entity.end,
-                "start_word": entity.start_word,
-                "end_word": entity.end_word,
-                "score": rounded(entity.score),
-            }
-            for entity in prediction.entities
-        ],
+    return "".join(json_line_parts(prediction))
+
+
+WORDS_A_SLICE = 1 << 14
+
+
+def json_line_parts(prediction: Prediction) -> Iterator[str]:
+    """:func:`to_json_line`'s text in consecutive parts, the per-word lists a slice of
+    :data:`WORDS_A_SLICE` words a part: a line of millions of words is written without its record
+    ever being one string, or a small Python list or float per word."""
+    words, tags, scores = prediction.words, prediction.tags, prediction.word_scores
+    yield f'{{"line": {_json(prediction.line)}, "text": {_json(prediction.text)}'
+    columns: Dict[str, Callable[[slice], List[Any]]] = {
+        "words": lambda part: [word.text for word in words[part]],
+        "word_offsets": lambda part: [[word.start, word.end] for word in words[part]],
+        "tags": lambda part: tags[part],
+        "word_scores": lambda part: [rounded(score) for score in scores[part]],
     }
-    return json.dumps(record, ensure_ascii=False)
+    for key, items_of in columns.items():
+        yield f', "{key}": ['
+        for start in range(0, len(words), WORDS_A_SLICE):
+            yield (", " if start else "") + _json(items_of(slice(start, start + WORDS_A_SLICE)))[1:-1]
+        yield "]"
+    entities = [
+        {
+            "type": entity.type,
+            "text": entity.text,
+            "start": entity.start,
+            "end": entity.end,
+            "start_word": entity.start_word,
+            "end_word": entity.end_word,
+            "score": rounded(entity.score),
+        }
+        for entity in prediction.entities
+    ]
+    yield f', "entities": {_json(entities)}}}'
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def to_conll_block(prediction: Prediction, with_scores: bool = False) -> str:
