@@ -9,8 +9,9 @@ import pytest
 
 from data_processing.ner_raw import read_split_file
 from modelzoo.data import raw_words
-from modelzoo.data.raw_words import split_words
+from modelzoo.data.raw_words import Word, split_words
 from modelzoo.data.vocab import is_uncased_vocab
+from modelzoo.heads.token_classification import records
 from modelzoo.heads.token_classification.records import (
     drop_unsure_entities,
     make_prediction,
@@ -148,3 +149,32 @@ def test_a_long_line_split_a_segment_at_a_time_gives_the_whole_line_split(line, 
         patched.setattr(raw_words, "SEGMENT_CHARS", segment)
         assert split_words(line) == whole
     assert all(line[word.start:word.end] == word.text for word in whole)
+
+
+def test_a_lines_words_index_slice_and_share_their_texts():
+    words = split_words("the cat saw the dog")
+    assert len(words) == 5 and words[-1] == Word("dog", 16, 19)
+    assert list(words[1:3]) == [Word("cat", 4, 7), Word("saw", 8, 11)]
+    texts = words.texts()
+    assert texts == ["the", "cat", "saw", "the", "dog"] and texts[0] is texts[3]
+
+
+@hypothesis.settings(max_examples=50, deadline=None)
+@hypothesis.given(
+    tags=hypothesis.strategies.lists(hypothesis.strategies.sampled_from(["O", "B-PER", "I-PER", "B-LOC"]), max_size=40),
+    words_a_slice=hypothesis.strategies.integers(min_value=1, max_value=7),
+)
+def test_a_record_written_a_slice_of_words_at_a_time_is_the_whole_record_json_writes(tags, words_a_slice):
+    line = " ".join(f"w{i}é" for i in range(len(tags)))
+    words = split_words(line)
+    scores = [(i * 0.137) % 1 for i in range(len(tags))]
+    prediction = make_prediction(3, line, words, tags, scores)
+    whole = {
+        "line": 3, "text": line, "words": [w.text for w in words], "word_offsets": [[w.start, w.end] for w in words],
+        "tags": tags, "word_scores": [round(score, 4) for score in scores],
+        "entities": [{"type": e.type, "text": e.text, "start": e.start, "end": e.end, "start_word": e.start_word,
+                      "end_word": e.end_word, "score": round(e.score, 4)} for e in prediction.entities],
+    }
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(records, "WORDS_A_SLICE", words_a_slice)
+        assert to_json_line(prediction) == json.dumps(whole, ensure_ascii=False)
