@@ -1,5 +1,5 @@
 """The ONNX folder loads in optimum as it is (slow: optimum-onnx lives in its own venv, see
-docs/EXPORT_AND_SERVE.md; set OPTIMUM_PYTHON to that venv's python)."""
+docs/EXPORT.md; set OPTIMUM_PYTHON to that venv's python)."""
 
 from __future__ import annotations
 
