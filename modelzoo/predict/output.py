@@ -50,16 +50,21 @@ class Output:
         self._stream: Optional[IO[str]] = None
 
     def write(self, texts: Iterable[str]) -> None:
-        """Write ``texts`` one after the other (a chunk's records, never joined into one more copy), then flush."""
+        """Write ``texts`` one after the other (a chunk's records, never joined into one more copy), then
+        flush; the file is opened once the first text has been made."""
+        for text in texts:
+            self._open().write(text)
+        if self._stream is not None:
+            self._stream.flush()
+
+    def _open(self) -> IO[str]:
         if self._stream is None:
             mode = "a" if self.append else "w"
             if self.path is not None and not self.append:
                 write_json_atomic(run_file(Path(self.path)), self.run_identity)
             # closed by close(), after the last chunk: the stream lives across the whole loop
             self._stream = sys.stdout if self.path is None else open(self.path, mode, encoding="utf-8", newline="")  # noqa: SIM115
-        for text in texts:
-            self._stream.write(text)
-        self._stream.flush()
+        return self._stream
 
     def close(self) -> None:
         if self._stream is not None and self._stream is not sys.stdout:

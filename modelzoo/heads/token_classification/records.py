@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.labels import OUTSIDE_LABEL
-from modelzoo.data.raw_words import Word
+from modelzoo.data.raw_words import LineWords
 from modelzoo.heads.prediction import rounded
 from modelzoo.heads.token_classification.spans import entity_spans
 
@@ -39,14 +39,14 @@ class Prediction:
 
     line: int
     text: str
-    words: Sequence[Word]  # a LineWords from prediction
+    words: LineWords
     tags: List[str]
     word_scores: Sequence[float]  # float32 array('f') from prediction
     entities: List[Entity]
 
 
 def make_prediction(
-    line: int, text: str, words: Sequence[Word], tags: List[str], word_scores: Sequence[float]
+    line: int, text: str, words: LineWords, tags: List[str], word_scores: Sequence[float]
 ) -> Prediction:
     """Merge ``tags`` into entities whose character offsets point into ``text``, each scored by its least sure word."""
     entities = []
@@ -79,22 +79,18 @@ WORDS_A_SLICE = 1 << 14
 
 
 def json_line_parts(prediction: Prediction) -> Iterator[str]:
-    """:func:`to_json_line`'s text in consecutive parts, the per-word lists a slice of
-    :data:`WORDS_A_SLICE` words a part: a line of millions of words is written without its record
-    ever being one string, or a small Python list or float per word."""
-    words, tags, scores = prediction.words, prediction.tags, prediction.word_scores
-    yield f'{{"line": {_json(prediction.line)}, "text": {_json(prediction.text)}'
-    columns: Dict[str, Callable[[slice], List[Any]]] = {
-        "words": lambda part: [word.text for word in words[part]],
-        "word_offsets": lambda part: [[word.start, word.end] for word in words[part]],
+    """:func:`to_json_line`'s text in consecutive parts. A line of up to :data:`WORDS_A_SLICE` words
+    (nearly every line) is one ``json.dumps`` of its record; a longer one has its per-word lists
+    encoded a slice of that many words a part, so a line of millions of words is written without
+    its record ever being one string, or a small Python list or float per word."""
+    text, starts, ends = prediction.text, prediction.words.starts, prediction.words.ends
+    tags, scores = prediction.tags, prediction.word_scores
+    columns: Dict[str, Callable[[slice], List[Any]]] = {  # read straight from the offset arrays: no Word a word
+        "words": lambda part: [text[start:end] for start, end in zip(starts[part], ends[part])],
+        "word_offsets": lambda part: [[start, end] for start, end in zip(starts[part], ends[part])],
         "tags": lambda part: tags[part],
         "word_scores": lambda part: [rounded(score) for score in scores[part]],
     }
-    for key, items_of in columns.items():
-        yield f', "{key}": ['
-        for start in range(0, len(words), WORDS_A_SLICE):
-            yield (", " if start else "") + _json(items_of(slice(start, start + WORDS_A_SLICE)))[1:-1]
-        yield "]"
     entities = [
         {
             "type": entity.type,
@@ -107,6 +103,16 @@ def json_line_parts(prediction: Prediction) -> Iterator[str]:
         }
         for entity in prediction.entities
     ]
+    if len(tags) <= WORDS_A_SLICE:
+        whole = {key: items_of(slice(None)) for key, items_of in columns.items()}
+        yield _json({"line": prediction.line, "text": text, **whole, "entities": entities})
+        return
+    yield f'{{"line": {_json(prediction.line)}, "text": {_json(text)}'
+    for key, items_of in columns.items():
+        yield f', "{key}": ['
+        for start in range(0, len(tags), WORDS_A_SLICE):
+            yield (", " if start else "") + _json(items_of(slice(start, start + WORDS_A_SLICE)))[1:-1]
+        yield "]"
     yield f', "entities": {_json(entities)}}}'
 
 
