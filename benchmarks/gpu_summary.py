@@ -84,14 +84,18 @@ def parity_rows(work: Path) -> List[Row]:
     ]
 
 
+STEP_SIDES = ("ours", "hf", "hf_eager", "hf_compiled", "ours_compiled")  # model_step.py's, in its order
+
+
 def model_step_rows(work: Path, name: str) -> List[Row]:
     rows = []
     for result in read_json(work / "results" / f"{name}.json") or []:
-        sides = [side for side in ("ours", "hf", "hf_eager", "hf_compiled") if f"{side}_tokens_per_s" in result]
+        sides = [side for side in STEP_SIDES if f"{side}_tokens_per_s" in result]
         figures = ", ".join(f"{side} {result[f'{side}_tokens_per_s']:,.0f}" for side in sides) + " tokens/s"
         figures += f"; ours/{result.get('hf_fastest', 'hf')} {result['ratio_ours_over_hf']:.2f}x"
         if "ratio_ours_over_hf_compiled" in result:
-            figures += f", ours/HF compiled {result['ratio_ours_over_hf_compiled']:.2f}x"
+            figures += (f", ours/HF compiled {result['ratio_ours_over_hf_compiled']:.2f}x, ours compiled/HF compiled"
+                        f" {result['ratio_ours_compiled_over_hf_compiled']:.2f}x")
         if "ours_mfu" in result:
             figures += "; MFU " + ", ".join(f"{side} {result[f'{side}_mfu']:.1%}" for side in sides)
         rows.append((f"train step {result['model']} {result['batch']} {result['dtype']}", figures, True))

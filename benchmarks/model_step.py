@@ -10,15 +10,16 @@ default: forward under the autocast accelerate would apply, backward, clipping a
 ``max_grad_norm``, and the optimizer ``Trainer.create_optimizer`` picks. In bfloat16 HF is also
 timed with eager attention (on a CPU torch's SDPA backward in bfloat16 can be the slower) and the
 ratio is taken over the faster of the two. HF is also timed through ``torch.compile``, so a lead
-that only compilation would give is visible.
+that only compilation would give is visible, and so is ours (``runconfig.compile: true``), so that
+compiled is compared with compiled.
 
 Every side holds the same weights and steps at the same learning rate (``--learning_rate``); a
 first untimed step checks that it changes every parameter (a step at rate 0 would time an update
 that does nothing). Ours gets the batch padded to ``--seq-len``, as its data pipeline pads; HF the
 same rows cut to the longest, as ``DataCollatorForTokenClassification`` pads; throughput counts the
-real tokens. Ours and HF eager are timed in turn, so that machine drift hits them alike; then ours
-and HF compiled, in a second round that a time limit on compilation can cut without losing the
-first (``--json`` is written after each round). The host (CPU model and flags, torch, threads) is
+real tokens. Ours and HF eager are timed in turn, so that machine drift hits them alike; then ours,
+ours compiled and HF compiled, in a second round that a time limit on compilation can cut without
+losing the first (``--json`` is written after each round). The host (CPU model and flags, torch, threads) is
 printed and recorded: bfloat16 on a CPU without AVX512-BF16 or AMX is emulated through float32, and
 its figures say nothing about a CPU that has them.
 
@@ -75,14 +76,16 @@ def hf_model(hf_kwargs: dict, device: str, attention: str = "sdpa") -> transform
     return transformers.BertForTokenClassification(config).to(device).train()
 
 
-def our_model(hf: torch.nn.Module, hf_kwargs: dict, dtype: str, device: str) -> tuple[Params, Task, torch.nn.Module]:
-    """The quick-start params with ``hf``'s shape, their task, and our model holding ``hf``'s weights."""
+def our_model(hf: torch.nn.Module, hf_kwargs: dict, dtype: str, device: str,
+              compiled: bool = False) -> tuple[Params, Task, torch.nn.Module]:
+    """The quick-start params with ``hf``'s shape (and ``runconfig.compile: compiled``), their task, and our
+    model holding ``hf``'s weights."""
     shape = {"hidden_size": "hidden_size", "num_hidden_layers": "num_hidden_layers",
              "num_attention_heads": "num_heads", "intermediate_size": "filter_size"}
     overrides = {f"model.{ours}": hf_kwargs[theirs] for theirs, ours in shape.items()}
     overrides["model.dropout_rate"] = hf.config.hidden_dropout_prob
     overrides["model.attention_dropout_rate"] = hf.config.attention_probs_dropout_prob
-    overrides.update({"model.num_classes": NUM_LABELS, "runconfig.precision": dtype,
+    overrides.update({"model.num_classes": NUM_LABELS, "runconfig.precision": dtype, "runconfig.compile": compiled,
                       "train_input.packing": False, "eval_input.packing": False})
     params = load_params(DEFAULT_CONFIG, overrides)
     task = build_task(params)
@@ -95,9 +98,9 @@ def our_model(hf: torch.nn.Module, hf_kwargs: dict, dtype: str, device: str) -> 
     return params, task, model.to(device)
 
 
-def our_step(hf: torch.nn.Module, hf_kwargs: dict, device: str, dtype: str) -> TorchStep:
+def our_step(hf: torch.nn.Module, hf_kwargs: dict, device: str, dtype: str, compiled: bool = False) -> TorchStep:
     """The back-end's step component over our model holding ``hf``'s weights (through the converter)."""
-    params, task, model = our_model(hf, hf_kwargs, dtype, device)
+    params, task, model = our_model(hf, hf_kwargs, dtype, device, compiled)
     backend = make_backend("GPU" if device == "cuda" else "CPU", params, "train")
     context = backend.start()
     backend.prepare(model)
@@ -227,16 +230,22 @@ def run(name: str, seq_len: int, batch_size: int | None, repeats: int, warmup: i
     result["hf_fastest"] = fastest_hf
     result["ratio_ours_over_hf"] = medians[fastest_hf] / medians["ours"]
     yield dict(result)
-    if hf_compiled:  # a copy with its own weights and optimizer, so that the steps do not interleave
-        compiled = hf_step(hf_model(hf_kwargs, device), hf_batch, device, dtype, True, learning_rate)
-        medians = time_alternately({"ours": ours_step, "hf_compiled": compiled}, warmup, repeats, device)
+    if hf_compiled:  # copies with their own weights and optimizers, so that the steps do not interleave
+        fresh = hf_model(hf_kwargs, device)
+        compiled_ours = our_step(fresh, hf_kwargs, device, dtype, compiled=True)  # runconfig.compile: true
+        compiled = hf_step(fresh, hf_batch, device, dtype, True, learning_rate)
+        medians = time_alternately({"ours": ours_step, "hf_compiled": compiled,
+                                    "ours_compiled": lambda: compiled_ours.call([batch], learning_rate)},
+                                   warmup, repeats, device)
         record("hf_compiled", medians["hf_compiled"])
+        record("ours_compiled", medians["ours_compiled"])
         result["ours_in_compiled_round_tokens_per_s"] = real_tokens / medians["ours"]  # the drift between rounds
         result["ratio_ours_over_hf_compiled"] = medians["hf_compiled"] / medians["ours"]
+        result["ratio_ours_compiled_over_hf_compiled"] = medians["hf_compiled"] / medians["ours_compiled"]
         yield dict(result)
 
 
-SIDES = ("ours", "hf", "hf_eager", "hf_compiled")
+SIDES = ("ours", "hf", "hf_eager", "hf_compiled", "ours_compiled")
 
 
 def format_result(result: dict) -> str:
@@ -248,7 +257,8 @@ def format_result(result: dict) -> str:
              f" over {result['hf_fastest']}")
     if "ratio_ours_over_hf_compiled" in result:
         line += (f" (over HF compiled {result['ratio_ours_over_hf_compiled']:.3f}, ours"
-                 f" {result['ours_in_compiled_round_tokens_per_s']:.0f} in that round)")
+                 f" {result['ours_in_compiled_round_tokens_per_s']:.0f} in that round; compiled over compiled"
+                 f" {result['ratio_ours_compiled_over_hf_compiled']:.3f})")
     if "ours_mfu" in result:
         line += "; MFU " + ", ".join(f"{side} {result[f'{side}_mfu']:.1%}" for side in sides)
     return line
