@@ -1,0 +1,139 @@
+"""Issue 26's table: entity F1 of the quick-start recipe without context, with document context and
+with class weights, over seeds, with each run's fine-tuning seconds.
+
+    python benchmarks/context_f1.py [--workdir workdir] [--settings none context16 ...] [--seeds 1 2 3]
+
+Every run is the quick start's (``configs/quickstart_conll2003.yaml``: MiniLM-L6, packed rows of 128,
+580 steps, float32 on a CPU without bfloat16 arithmetic) on the quick start's CSV, which carries the
+document column, changed only by its setting and its seed (``runconfig.seed`` and
+``train_input.shuffle_seed``). A context setting keeps the quick start's sentences a step by taking
+more packed rows a batch (its rows hold fewer sentences). Evaluation reads dev and test with the
+training's context size. Settings:
+
+- ``none``: the quick start itself;
+- ``context16``, ``context64``: ``train_input.context_tokens`` and ``eval_input.context_tokens``;
+- ``class_weights``: ``model.class_weights: auto``.
+
+The runs go seed by seed, every setting in turn, so that a run cut short still leaves each setting
+its first seeds; each finished run is one line of ``WORKDIR/context_f1/results.jsonl`` and is not
+run again. The table is printed after every run: per setting, each seed's dev and test F1 and the
+mean and spread (max - min), and the fine-tuning seconds (``run.py train``, start to end; the
+machine's load average is recorded with each, since other work on the machine slows a run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import yaml
+
+from modelzoo.common.errors import UserError
+from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
+from modelzoo.tools.quickstart import (
+    DEFAULT_CONFIG,
+    REPO_ROOT,
+    convert_weights,
+    evaluate,
+    fine_tune,
+    minilm_folder,
+    prepare_data,
+    write_params,
+)
+
+QUICKSTART_BATCH = 6  # packed rows a step in the quick-start config: about 38 sentences
+SETTINGS: Dict[str, dict] = {  # name -> params changes (dotted keys)
+    "none": {},
+    # Rows with context hold fewer sentences (benchmarks/context_packing.py): more rows keep ~38 a step.
+    "context16": {"train_input.context_tokens": 16, "eval_input.context_tokens": 16, "train_input.batch_size": 15},
+    "context64": {"train_input.context_tokens": 64, "eval_input.context_tokens": 64, "train_input.batch_size": 38},
+    "class_weights": {"model.class_weights": "auto"},
+}
+SPLITS = ("dev", "test")
+
+
+def changed(params_file: Path, changes: dict, target: Path) -> Path:
+    """A copy of ``params_file`` with the dotted ``changes`` applied."""
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        params[section][key] = value
+    target.write_text(f"# {params_file} with {changes}\n" + yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def entity_f1(metrics_file: Path) -> dict:
+    """Overall entity F1 (seqeval strict IOB2, the evaluator's) and each type's, of an eval's metrics JSON."""
+    scores = json.loads(metrics_file.read_text(encoding="utf-8"))["scores"]
+    return {"f1": scores["overall"]["f1"], "per_type": {name: s["f1"] for name, s in scores["per_type"].items()}}
+
+
+def run_one(workdir: Path, setting: str, seed: int) -> dict:
+    """Fine-tune and evaluate one setting and seed; its results line."""
+    source = minilm_folder()
+    csv_dir = prepare_data(workdir, source / "vocab.txt", None)
+    num_labels = len(json.loads((csv_dir / "train" / LABEL_VOCAB_FILE).read_text(encoding="utf-8")))
+    weights = convert_weights(workdir, source, num_labels)
+    run_dir = workdir / "context_f1" / f"{setting}-seed{seed}"
+    base = write_params(DEFAULT_CONFIG, run_dir, csv_dir, weights, num_labels)
+    changes = {**SETTINGS[setting], "runconfig.seed": seed, "train_input.shuffle_seed": seed}
+    params = {split: changed(base[split], changes, run_dir / f"params_{split}.yaml") for split in SPLITS}
+    load_before = os.getloadavg()[0]
+    settings = {"setting": setting, "seed": seed, "max_steps": None}  # what fine_tune checks a reused run against
+    seconds = fine_tune(params["dev"], run_dir / "model_dir", weights, settings)
+    checkpoint = run_dir / "model_dir" / "checkpoint_580.mdl"
+    scores = {split: entity_f1(evaluate(params[split], checkpoint, run_dir / f"eval-{split}")[1]) for split in SPLITS}
+    return {"setting": setting, "seed": seed, **{split: scores[split]["f1"] for split in SPLITS},
+            "test_per_type": scores["test"]["per_type"], "train_seconds": round(seconds, 1),
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+
+
+def table(results: List[dict], settings: List[str]) -> str:
+    lines = ["setting        seeds  dev F1 each / mean (spread)          test F1 each / mean (spread)         train s each"]
+    for setting in settings:
+        rows = sorted((r for r in results if r["setting"] == setting), key=lambda r: r["seed"])
+        if not rows:
+            continue
+        cells = []
+        for split in SPLITS:
+            values = [r[split] for r in rows]
+            cells.append(f"{' '.join(f'{v:.4f}' for v in values)} / {statistics.mean(values):.4f} "
+                         f"({max(values) - min(values):.4f})")
+        seconds = " ".join(f"{r['train_seconds']:.0f}" for r in rows)
+        lines.append(f"{setting:<14} {len(rows):>5}  {cells[0]:<36} {cells[1]:<36} {seconds}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "workdir")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
+    results_file = args.workdir.resolve() / "context_f1" / "results.jsonl"
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
+    try:
+        for seed in args.seeds:
+            for setting in args.settings:
+                if any(r["setting"] == setting and r["seed"] == seed for r in results):
+                    continue
+                results.append(run_one(args.workdir.resolve(), setting, seed))
+                with results_file.open("a", encoding="utf-8") as out:  # one whole line a finished run
+                    out.write(json.dumps(results[-1]) + "\n")
+                print(f"\n{table(results, args.settings)}\n({results_file})")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(table(results, args.settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
