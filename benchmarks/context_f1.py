@@ -33,20 +33,17 @@ from typing import Dict, List
 
 import yaml
 
+from modelzoo.checkpoint.training import latest_checkpoint
 from modelzoo.common.errors import UserError
-from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.tools.quickstart import (
     DEFAULT_CONFIG,
     REPO_ROOT,
-    convert_weights,
     evaluate,
     fine_tune,
-    minilm_folder,
-    prepare_data,
+    prepare_inputs,
     write_params,
 )
 
-QUICKSTART_BATCH = 6  # packed rows a step in the quick-start config: about 38 sentences
 SETTINGS: Dict[str, dict] = {  # name -> params changes (dotted keys)
     "none": {},
     # Rows with context hold fewer sentences (benchmarks/context_packing.py): more rows keep ~38 a step.
@@ -75,18 +72,15 @@ def entity_f1(metrics_file: Path) -> dict:
 
 def run_one(workdir: Path, setting: str, seed: int) -> dict:
     """Fine-tune and evaluate one setting and seed; its results line."""
-    source = minilm_folder()
-    csv_dir = prepare_data(workdir, source / "vocab.txt", None)
-    num_labels = len(json.loads((csv_dir / "train" / LABEL_VOCAB_FILE).read_text(encoding="utf-8")))
-    weights = convert_weights(workdir, source, num_labels)
+    csv_dir, weights, num_labels = prepare_inputs(workdir, None)
     run_dir = workdir / "context_f1" / f"{setting}-seed{seed}"
     base = write_params(DEFAULT_CONFIG, run_dir, csv_dir, weights, num_labels)
     changes = {**SETTINGS[setting], "runconfig.seed": seed, "train_input.shuffle_seed": seed}
     params = {split: changed(base[split], changes, run_dir / f"params_{split}.yaml") for split in SPLITS}
     load_before = os.getloadavg()[0]
-    settings = {"setting": setting, "seed": seed, "max_steps": None}  # what fine_tune checks a reused run against
-    seconds = fine_tune(params["dev"], run_dir / "model_dir", weights, settings)
-    checkpoint = run_dir / "model_dir" / "checkpoint_580.mdl"
+    # What fine_tune compares a finished run in run_dir against before reusing it.
+    seconds = fine_tune(params["dev"], run_dir / "model_dir", weights, {"setting": setting, "seed": seed})
+    checkpoint = latest_checkpoint(run_dir / "model_dir")
     scores = {split: entity_f1(evaluate(params[split], checkpoint, run_dir / f"eval-{split}")[1]) for split in SPLITS}
     return {"setting": setting, "seed": seed, **{split: scores[split]["f1"] for split in SPLITS},
             "test_per_type": scores["test"]["per_type"], "train_seconds": round(seconds, 1),

@@ -84,7 +84,9 @@ def parity_rows(work: Path) -> List[Row]:
     ]
 
 
-STEP_SIDES = ("ours", "hf", "hf_eager", "hf_compiled", "ours_compiled")  # model_step.py's, in its order
+# model_step.py's SIDES, in its order (not imported: that module loads torch and transformers, and
+# this summary runs after every step of the check).
+STEP_SIDES = ("ours", "hf", "hf_eager", "hf_compiled", "ours_compiled")
 
 
 def model_step_rows(work: Path, name: str) -> List[Row]:

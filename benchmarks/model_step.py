@@ -19,9 +19,9 @@ that does nothing). Ours gets the batch padded to ``--seq-len``, as its data pip
 same rows cut to the longest, as ``DataCollatorForTokenClassification`` pads; throughput counts the
 real tokens. Ours and HF eager are timed in turn, so that machine drift hits them alike; then ours,
 ours compiled and HF compiled, in a second round that a time limit on compilation can cut without
-losing the first (``--json`` is written after each round). The host (CPU model and flags, torch, threads) is
-printed and recorded: bfloat16 on a CPU without AVX512-BF16 or AMX is emulated through float32, and
-its figures say nothing about a CPU that has them.
+losing the first (``--json`` is written after each round). The host (CPU model and flags, torch,
+threads) is printed and recorded: bfloat16 on a CPU without AVX512-BF16 or AMX is emulated through
+float32, and its figures say nothing about a CPU that has them.
 
 MFU counts the model FLOPs of the real tokens only (6 x non-embedding parameters per token, plus
 attention's 12 x layers x hidden x row length), over ``--peak_tflops`` (the CUDA default is the

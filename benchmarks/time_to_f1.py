@@ -70,7 +70,6 @@ from modelzoo.common.atomic import atomic_file, write_json_atomic
 from modelzoo.common.device import DeviceSetup
 from modelzoo.common.iteration import zip_strict
 from modelzoo.data.conll2003 import conll2003_dir
-from modelzoo.data.csv_layout import LABEL_VOCAB_FILE
 from modelzoo.heads import build_task
 from modelzoo.loop.trainer import Trainer
 from modelzoo.params.params import load_params
@@ -458,9 +457,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         quickstart.write_first_sentences(conll2003_dir(), raw_dir, args.max_sentences)
     pending_sides = {side for _, side in pending}
     if "ours" in pending_sides:  # the quick start's data and weights, reused; the params written here
-        csv_dir = quickstart.prepare_data(workdir, minilm / "vocab.txt", args.max_sentences)
-        num_labels = len(json.loads((csv_dir / "train" / LABEL_VOCAB_FILE).read_text(encoding="utf-8")))
-        weights = quickstart.convert_weights(workdir, minilm, num_labels)
+        csv_dir, weights, num_labels = quickstart.prepare_inputs(workdir, args.max_sentences)
         params = quickstart.write_params(quickstart.DEFAULT_CONFIG, output_dir / "params", csv_dir, weights, num_labels)
     hf_data = HfData(raw_dir, minilm) if {"hf", "hf_grouped"} & pending_sides else None
     for seed, side in pending:

@@ -123,6 +123,14 @@ def convert_weights(workdir: Path, source: Path, num_labels: int) -> Path:
     return folder
 
 
+def prepare_inputs(workdir: Path, max_sentences: Optional[int]) -> Tuple[Path, Path, int]:
+    """The CSV folders, the converted MiniLM and the number of labels: made on the first call, reused after."""
+    source = minilm_folder()
+    csv_dir = prepare_data(workdir, source / "vocab.txt", max_sentences)
+    num_labels = len(json.loads((csv_dir / "train" / LABEL_VOCAB_FILE).read_text(encoding="utf-8")))
+    return csv_dir, convert_weights(workdir, source, num_labels), num_labels
+
+
 def write_params(
     config: Path, run_dir: Path, csv_dir: Path, weights: Path, num_labels: int,
     max_steps: Optional[int] = None,
@@ -177,7 +185,7 @@ def fine_tune(params_file: Path, model_dir: Path, weights: Path, settings: dict)
         return record["train_seconds"]
     command = [sys.executable, "run.py", "CPU", "--mode", "train", "--params", str(params_file), "--model_dir",
                str(model_dir), "--checkpoint_path", str(weights / "model.mdl"), "--load_checkpoint_states", "model"]
-    if settings["max_steps"]:
+    if settings.get("max_steps"):
         command += ["--max_steps", str(settings["max_steps"])]
     started = time.perf_counter()
     run_step(command)  # an interrupted run resumes from its newest checkpoint when started again
@@ -223,10 +231,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # our lines and the steps' output stay in order
     try:
         workdir = args.workdir.resolve()
-        source = minilm_folder()
-        csv_dir = prepare_data(workdir, source / "vocab.txt", args.max_sentences)
-        num_labels = len(json.loads((csv_dir / "train" / LABEL_VOCAB_FILE).read_text(encoding="utf-8")))
-        weights = convert_weights(workdir, source, num_labels)
+        csv_dir, weights, num_labels = prepare_inputs(workdir, args.max_sentences)
         suffix = f"-first{args.max_sentences}" if args.max_sentences else ""
         run_dir = workdir / f"quickstart{suffix}"
         params = write_params(args.config.resolve(), run_dir, csv_dir, weights, num_labels, args.max_steps)
