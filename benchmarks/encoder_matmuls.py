@@ -1,14 +1,22 @@
-"""The encoder's float32 multiplies alone: torch's linear (MKL's SGEMM on x86) against ONNX Runtime's
-(its own MLAS kernels), on the shapes one encoder layer multiplies.
+"""The encoder's multiplies alone: ours against ONNX Runtime's (its own MLAS kernels), on the shapes one
+encoder layer multiplies, in float32 or int8.
 
-    python benchmarks/encoder_matmuls.py [--rows 1024 4096] [--hidden 384] [--repeats 7]
+    python benchmarks/encoder_matmuls.py [--precision float32|int8] [--rows 1024 4096] [--hidden 384] [--repeats 7]
 
-Prediction's float32 speed against ONNX Runtime's fused graph is mostly these multiplies; this says
-whether the two libraries' kernels differ on this CPU before anything else is blamed. Each shape is
+Prediction's speed against ONNX Runtime's graphs is mostly these multiplies; this says whether the
+libraries' kernels differ on this CPU before anything else is blamed. Each shape is
 ``[rows, in] x [in, out] + bias`` as the layer runs it (query/key/value/output: hidden -> hidden;
 intermediate: hidden -> 4 hidden; output: 4 hidden -> hidden), same weights and inputs both sides,
 on the same number of threads, timed alternately; medians of ``--repeats`` (each the mean of
-several calls) and GFLOP/s; the ratio is torch over ONNX Runtime (above 1: torch faster).
+several calls) and GFLOP/s (int8: GOP/s); the ratio is ours over ONNX Runtime's (above 1: ours faster).
+
+- float32: torch's linear (MKL's SGEMM on x86) against one ``Gemm`` node;
+- int8: ``--quantize int8``'s :class:`~modelzoo.predict.int8.Int8Linear` (oneDNN's
+  ``qlinear_pointwise``, the input quantized per call) against ONNX Runtime's ``quantize_dynamic`` of
+  the same linear with a scale per output channel (its dynamically quantized ``MatMulInteger``), both
+  counting the input's quantization. Their results differ by the two schemes' rounding (ONNX Runtime
+  uses all 8 bits of the weights, which an int8 kernel without VNNI can saturate), so only the float32
+  pair is checked for equality.
 """
 
 from __future__ import annotations
@@ -31,18 +39,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from host import describe, host_description  # noqa: E402
 
+from modelzoo.predict.int8 import Int8Linear  # noqa: E402
 
-def linear_graph(weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
-    """``Y = X W^T + b`` as one Gemm (transB), the node ONNX Runtime's optimizer leaves a linear as."""
+
+def linear_graph(weight: np.ndarray, bias: np.ndarray, precision: str) -> onnx.ModelProto:
+    """``Y = X W^T + b``: float32 as one Gemm (transB), the node ONNX Runtime's optimizer leaves a
+    linear as; for int8 as MatMul and Add, the nodes ``quantize_dynamic`` quantizes (it leaves Gemm
+    in float)."""
     rows = "rows"
-    node = helper.make_node("Gemm", ["X", "W", "B"], ["Y"], transB=1)
+    if precision == "float32":
+        nodes = [helper.make_node("Gemm", ["X", "W", "B"], ["Y"], transB=1)]
+        initializers = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")]
+    else:
+        nodes = [helper.make_node("MatMul", ["X", "WT"], ["XW"]), helper.make_node("Add", ["XW", "B"], ["Y"])]
+        initializers = [numpy_helper.from_array(np.ascontiguousarray(weight.T), "WT"), numpy_helper.from_array(bias, "B")]
     graph = helper.make_graph(
-        [node], "linear",
+        nodes, "linear",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [rows, weight.shape[1]])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [rows, weight.shape[0]])],
-        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
+        initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def onnx_file(weight: np.ndarray, bias: np.ndarray, precision: str, folder: Path) -> Path:
+    path = folder / f"linear_{weight.shape[1]}_{weight.shape[0]}_{precision}.onnx"
+    float_path = path.with_suffix(".float.onnx") if precision == "int8" else path
+    onnx.save(linear_graph(weight, bias, precision), str(float_path))
+    if precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QInt8, per_channel=True)
+    return path
 
 
 def seconds_per_call(call: Callable[[], object], calls: int) -> float:
@@ -52,35 +80,40 @@ def seconds_per_call(call: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def compare(rows: int, inputs: int, outputs: int, threads: int, repeats: int, folder: Path) -> Tuple[float, float]:
-    """Median seconds of one multiply: (torch, ONNX Runtime)."""
+def compare(rows: int, inputs: int, outputs: int, precision: str, threads: int, repeats: int,
+            folder: Path) -> Tuple[float, float]:
+    """Median seconds of one multiply: (ours, ONNX Runtime)."""
     generator = np.random.default_rng(0)
     x = generator.standard_normal((rows, inputs), dtype=np.float32)
     weight = (generator.standard_normal((outputs, inputs), dtype=np.float32) * 0.02).astype(np.float32)
     bias = generator.standard_normal(outputs, dtype=np.float32)
-    path = folder / f"linear_{inputs}_{outputs}.onnx"
-    onnx.save(linear_graph(weight, bias), str(path))
+    path = onnx_file(weight, bias, precision, folder)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    tx, tw, tb = (torch.from_numpy(array) for array in (x, weight, bias))
+    linear = torch.nn.Linear(inputs, outputs)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weight))
+        linear.bias.copy_(torch.from_numpy(bias))
+    ours = linear if precision == "float32" else Int8Linear(linear)
+    tx = torch.from_numpy(x)
     with torch.inference_mode():
-        ours = torch.nn.functional.linear(tx, tw, tb).numpy()
-        theirs = session.run(None, {"X": x})[0]
-        assert np.allclose(ours, theirs, rtol=1e-4, atol=1e-4), "the two multiplies differ"
+        if precision == "float32":
+            assert np.allclose(ours(tx).numpy(), session.run(None, {"X": x})[0], rtol=1e-4, atol=1e-4), "the two multiplies differ"
         flop = 2 * rows * inputs * outputs
         calls = min(200, max(3, int(2e10 / flop)))  # about 20 GFLOP a timing: a fifth of a second at 100 GFLOP/s
-        torch_times: List[float] = []
+        our_times: List[float] = []
         ort_times: List[float] = []
         for _ in range(repeats):
-            torch_times.append(seconds_per_call(lambda: torch.nn.functional.linear(tx, tw, tb), calls))
+            our_times.append(seconds_per_call(lambda: ours(tx), calls))
             ort_times.append(seconds_per_call(lambda: session.run(None, {"X": x}), calls))
-    return statistics.median(torch_times), statistics.median(ort_times)
+    return statistics.median(our_times), statistics.median(ort_times)
 
 
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--precision", choices=("float32", "int8"), default="float32")
     parser.add_argument("--rows", type=int, nargs="+", default=[1024, 4096], help="tokens in one multiply")
     parser.add_argument("--hidden", type=int, default=384, help="384: MiniLM-L6; 768: BERT-base")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -91,19 +124,20 @@ def main(argv: List[str]) -> int:
     shapes = [("query/key/value/output", hidden, hidden), ("intermediate", hidden, 4 * hidden),
               ("output", 4 * hidden, hidden)]
     print(describe(host_description()))
+    unit = "GFLOP/s" if args.precision == "float32" else "GOP/s"
     print(f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-          f"{args.threads} threads; medians of {args.repeats} alternated timings")
-    print(f"{'multiply':<24} {'rows':>6} {'in':>5} {'out':>5}  {'torch GFLOP/s':>14} {'ORT GFLOP/s':>12}  torch/ORT")
+          f"{args.threads} threads, {args.precision}; medians of {args.repeats} alternated timings")
+    print(f"{'multiply':<24} {'rows':>6} {'in':>5} {'out':>5}  {'ours ' + unit:>14} {'ORT ' + unit:>12}  ours/ORT")
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         for rows in args.rows:
             for name, inputs, outputs in shapes:
-                ours, theirs = compare(rows, inputs, outputs, args.threads, args.repeats, Path(folder))
+                ours, theirs = compare(rows, inputs, outputs, args.precision, args.threads, args.repeats, Path(folder))
                 flop = 2 * rows * inputs * outputs
                 ratios.append(theirs / ours)
                 print(f"{name:<24} {rows:>6} {inputs:>5} {outputs:>5}  {flop / ours / 1e9:>14.1f} {flop / theirs / 1e9:>12.1f}"
                       f"  x{theirs / ours:.2f}")
-    print(f"geometric mean torch/ORT over the shapes: x{statistics.geometric_mean(ratios):.2f}")
+    print(f"geometric mean ours/ORT over the shapes: x{statistics.geometric_mean(ratios):.2f}")
     return 0
 
 

@@ -1,14 +1,21 @@
-"""benchmarks/encoder_matmuls.py: torch's and ONNX Runtime's float32 linear agree, and the table prints a ratio per shape."""
+"""benchmarks/encoder_matmuls.py: our and ONNX Runtime's float32 linear agree (the script asserts it),
+and the table prints a ratio per shape in both precisions."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from benchmarks.encoder_matmuls import main
+from modelzoo.predict.int8 import onednn_int8_available
 
 
-def test_tiny_shapes_print_a_ratio_per_multiply(capsys):
-    assert main(["--rows", "8", "--hidden", "16", "--repeats", "1", "--threads", "1"]) == 0
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_tiny_shapes_print_a_ratio_per_multiply(capsys, precision):
+    if precision == "int8" and not onednn_int8_available():
+        pytest.skip("this torch build has no oneDNN int8 kernels")
+    assert main(["--precision", precision, "--rows", "8", "--hidden", "16", "--repeats", "1", "--threads", "1"]) == 0
     table = capsys.readouterr().out
     assert len(re.findall(r"^(query|intermediate|output)\b.* x\d+\.\d\d$", table, flags=re.MULTILINE)) == 3
-    assert "geometric mean torch/ORT" in table
+    assert f"threads, {precision};" in table and "geometric mean ours/ORT" in table

@@ -107,9 +107,10 @@ def prepare_data(workdir: Path, vocab_file: Path, max_sentences: Optional[int]) 
     return csv_dir
 
 
-def convert_weights(workdir: Path, source: Path, num_labels: int) -> Path:
-    """MiniLM as a token classifier with ``num_labels`` outputs; reused when already converted for as many."""
-    folder = workdir / "minilm-token-classifier-conll"
+def convert_weights(workdir: Path, source: Path, num_labels: int, name: str = "minilm-token-classifier-conll") -> Path:
+    """MiniLM as a token classifier with ``num_labels`` outputs in ``workdir/name``; reused when already
+    converted for as many."""
+    folder = workdir / name
     if (folder / "model.mdl").is_file():
         converted = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))["model"]["num_classes"]
         if converted != num_labels:
