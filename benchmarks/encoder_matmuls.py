@@ -1,7 +1,7 @@
 """The encoder's multiplies alone: ours against ONNX Runtime's (its own MLAS kernels), on the shapes one
 encoder layer multiplies, in float32 or int8.
 
-    python benchmarks/encoder_matmuls.py [--precision float32|int8] [--rows 1024 4096] [--hidden 384] [--repeats 7]
+    python benchmarks/encoder_matmuls.py [--ours torch|inductor|int8] [--rows 1024 4096] [--hidden 384] [--repeats 7]
 
 Prediction's speed against ONNX Runtime's graphs is mostly these multiplies; this says whether the
 libraries' kernels differ on this CPU before anything else is blamed. Each shape is
@@ -10,8 +10,11 @@ intermediate: hidden -> 4 hidden; output: 4 hidden -> hidden), same weights and 
 on the same number of threads, timed alternately; medians of ``--repeats`` (each the mean of
 several calls) and GFLOP/s (int8: GOP/s); the ratio is ours over ONNX Runtime's (above 1: ours faster).
 
-- float32: torch's linear (MKL's SGEMM on x86) against one ``Gemm`` node;
-- int8: ``--quantize int8``'s :class:`~modelzoo.predict.int8.Int8Linear` (oneDNN's
+- ``torch`` (float32): torch's linear (MKL's SGEMM on x86) against one ``Gemm`` node;
+- ``inductor`` (float32): the same linear through ``torch.compile(mode="max-autotune")`` with
+  inductor's own C++ GEMM template (``max_autotune_gemm_backends="CPP"``, weights frozen), the other
+  float32 multiply torch can generate for a CPU, against the same node;
+- ``int8``: ``--quantize int8``'s :class:`~modelzoo.predict.int8.Int8Linear` (oneDNN's
   ``qlinear_pointwise``, the input quantized per call) against ONNX Runtime's ``quantize_dynamic`` of
   the same linear with a scale per output channel (its dynamically quantized ``MatMulInteger``), both
   counting the input's quantization. Their results differ by the two schemes' rounding (ONNX Runtime
@@ -80,9 +83,22 @@ def seconds_per_call(call: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def compare(rows: int, inputs: int, outputs: int, precision: str, threads: int, repeats: int,
+def inductor_gemm(linear: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True  # the weights become constants that the GEMM template can pack
+    inductor.max_autotune_gemm_backends = "CPP"
+    torch._dynamo.reset()  # a graph of its own for each shape, not recompiles of one (capped at 8)
+    return torch.compile(linear, mode="max-autotune")
+
+
+OURS = {"torch": lambda linear: linear, "inductor": inductor_gemm, "int8": Int8Linear}
+
+
+def compare(rows: int, inputs: int, outputs: int, kind: str, threads: int, repeats: int,
             folder: Path) -> Tuple[float, float]:
     """Median seconds of one multiply: (ours, ONNX Runtime)."""
+    precision = "int8" if kind == "int8" else "float32"
     generator = np.random.default_rng(0)
     x = generator.standard_normal((rows, inputs), dtype=np.float32)
     weight = (generator.standard_normal((outputs, inputs), dtype=np.float32) * 0.02).astype(np.float32)
@@ -92,13 +108,13 @@ def compare(rows: int, inputs: int, outputs: int, precision: str, threads: int, 
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    linear = torch.nn.Linear(inputs, outputs)
+    linear = torch.nn.Linear(inputs, outputs).eval()
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(weight))
         linear.bias.copy_(torch.from_numpy(bias))
-    ours = linear if precision == "float32" else Int8Linear(linear)
     tx = torch.from_numpy(x)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: its tensors fail the compiled graph's guards, a recompile a call
+        ours = OURS[kind](linear)
         if precision == "float32":
             assert np.allclose(ours(tx).numpy(), session.run(None, {"X": x})[0], rtol=1e-4, atol=1e-4), "the two multiplies differ"
         flop = 2 * rows * inputs * outputs
@@ -113,7 +129,7 @@ def compare(rows: int, inputs: int, outputs: int, precision: str, threads: int, 
 
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--precision", choices=("float32", "int8"), default="float32")
+    parser.add_argument("--ours", choices=list(OURS), default="torch")
     parser.add_argument("--rows", type=int, nargs="+", default=[1024, 4096], help="tokens in one multiply")
     parser.add_argument("--hidden", type=int, default=384, help="384: MiniLM-L6; 768: BERT-base")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -124,15 +140,15 @@ def main(argv: List[str]) -> int:
     shapes = [("query/key/value/output", hidden, hidden), ("intermediate", hidden, 4 * hidden),
               ("output", 4 * hidden, hidden)]
     print(describe(host_description()))
-    unit = "GFLOP/s" if args.precision == "float32" else "GOP/s"
+    unit = "GOP/s" if args.ours == "int8" else "GFLOP/s"
     print(f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-          f"{args.threads} threads, {args.precision}; medians of {args.repeats} alternated timings")
+          f"{args.threads} threads, ours: {args.ours}; medians of {args.repeats} alternated timings")
     print(f"{'multiply':<24} {'rows':>6} {'in':>5} {'out':>5}  {'ours ' + unit:>14} {'ORT ' + unit:>12}  ours/ORT")
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         for rows in args.rows:
             for name, inputs, outputs in shapes:
-                ours, theirs = compare(rows, inputs, outputs, args.precision, args.threads, args.repeats, Path(folder))
+                ours, theirs = compare(rows, inputs, outputs, args.ours, args.threads, args.repeats, Path(folder))
                 flop = 2 * rows * inputs * outputs
                 ratios.append(theirs / ours)
                 print(f"{name:<24} {rows:>6} {inputs:>5} {outputs:>5}  {flop / ours / 1e9:>14.1f} {flop / theirs / 1e9:>12.1f}"

@@ -13,7 +13,8 @@ quarter of the encoder's linear work: 3 of 12 hidden x hidden products a token).
 
 Why it is asked: with ``f`` the multiplies' share of ONNX Runtime's forward and ``r`` the speed of
 our multiplies over theirs (``benchmarks/encoder_matmuls.py``), no work saved around the multiplies
-can take our forward past ``r / f`` times theirs (less the padding we skip and they compute).
+can take our forward past ``r / f`` times theirs, or ``r / (f (1 - p))`` with ``p`` the padding's share
+of their token slots (printed), which our CPU path skips and they compute.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import onnxruntime
 import torch
@@ -49,19 +50,22 @@ LINEAR_PRODUCTS_PER_TOKEN = 12  # hidden^2 multiply-adds of one encoder layer's 
 PROJECTION_PRODUCTS_PER_TOKEN = 3  # the q, k, v projections, inside ONNX Runtime's fused Attention node
 
 
-def op_seconds(profile_file: str) -> Dict[str, float]:
-    """Kernel seconds per op type from an ONNX Runtime profile (Chrome trace JSON)."""
+def op_seconds(profile_file: str) -> Tuple[Dict[str, float], float]:
+    """Kernel seconds per op type from an ONNX Runtime profile (Chrome trace JSON), and the seconds
+    of its ``model_run`` events (the whole of each ``run`` call: kernels and what is between them)."""
     seconds: Counter = Counter()
+    run_seconds = 0.0
     for event in json.loads(Path(profile_file).read_text(encoding="utf-8")):
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
             seconds[event["args"]["op_name"]] += event["dur"] / 1e6
-    return dict(seconds)
+        elif event.get("cat") == "Session" and event["name"] == "model_run":
+            run_seconds += event["dur"] / 1e6
+    return dict(seconds), run_seconds
 
 
-def multiply_share(seconds: Dict[str, float]) -> Dict[str, float]:
-    """The multiplies' share of the kernel time, the Attention node's projections estimated at the
+def multiply_share(seconds: Dict[str, float], total: float) -> Dict[str, float]:
+    """The multiplies' share of ``total`` seconds, the Attention node's projections estimated at the
     MatMul nodes' rate (they do the other 9 of the 12 products a token)."""
-    total = sum(seconds.values())
     matmul = sum(seconds.get(op, 0.0) for op in MULTIPLY_OPS)
     other_products = LINEAR_PRODUCTS_PER_TOKEN - PROJECTION_PRODUCTS_PER_TOKEN
     projections = min(matmul * PROJECTION_PRODUCTS_PER_TOKEN / other_products, seconds.get("Attention", 0.0))
@@ -69,13 +73,26 @@ def multiply_share(seconds: Dict[str, float]) -> Dict[str, float]:
             "multiplies": (matmul + projections) / total}
 
 
-def profile(params_file: Path, checkpoint: Path, split: str, threads: int, work_dir: Path) -> Dict[str, float]:
+class CountingOnnxClassifier(OnnxTokenClassifier):
+    """The ONNX engine, counting the token slots of its padded batches and the real tokens among them."""
+
+    slots = real = 0
+
+    def __call__(self, skip_padding: bool = False, **inputs: torch.Tensor):
+        mask = inputs["attention_mask"]
+        self.slots += mask.numel()
+        self.real += int(mask.sum())
+        return super().__call__(skip_padding, **inputs)
+
+
+def profile(params_file: Path, checkpoint: Path, split: str, threads: int, work_dir: Path) -> Tuple[Dict[str, float], float, float]:
+    """Kernel seconds per op type, run-call seconds, and the padding's share of the token slots."""
     params = load_params(str(params_file))
     inputs = params.eval_input
     export = work_dir / "onnx"
     convert(checkpoint, "modelzoo", ONNX_FORMAT, export, label_vocab=inputs.label_vocab_path(),
             vocab_file=Path(inputs.vocab_file))
-    engine = OnnxTokenClassifier(export / ONNX_FILE)
+    engine = CountingOnnxClassifier(export / ONNX_FILE)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.enable_profiling = True
@@ -87,7 +104,7 @@ def profile(params_file: Path, checkpoint: Path, split: str, threads: int, work_
                         DeviceSetup(torch.device("cpu")), skip_padding=False)
     sentences, _ = read_split_file(conll2003_dir() / SPLIT_FILES[split])
     tagger.tag([list(sentence.words) for sentence in sentences])
-    return op_seconds(engine.session.end_profiling())
+    return (*op_seconds(engine.session.end_profiling()), 1 - engine.real / engine.slots)
 
 
 def main(argv: List[str]) -> int:
@@ -98,16 +115,17 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        seconds = profile(args.params, args.checkpoint_path, args.split, args.threads, Path(folder))
-    total = sum(seconds.values())
+        seconds, run_seconds, padding = profile(args.params, args.checkpoint_path, args.split, args.threads, Path(folder))
+    kernels = sum(seconds.values())
     print(describe(host_description()))
     print(f"onnxruntime {onnxruntime.__version__}, {args.threads} threads, float32, CoNLL-2003 {args.split}: "
-          f"{total:.2f} s of kernel time")
+          f"{kernels:.2f} s of kernel time in {run_seconds:.2f} s of run calls; padding {padding:.1%} of the token slots")
     for op, spent in sorted(seconds.items(), key=lambda item: -item[1]):
-        print(f"  {op:<28} {spent / total:6.1%}")
-    shares = multiply_share(seconds)
-    print(f"multiplies: {shares['multiplies']:.1%} ({shares['matmul_nodes']:.1%} MatMul nodes + "
-          f"{shares['attention_projections']:.1%} estimated projections inside Attention)")
+        print(f"  {op:<28} {spent / kernels:6.1%}")
+    for name, total in (("kernel time", kernels), ("run calls", run_seconds)):
+        shares = multiply_share(seconds, total)
+        print(f"multiplies, share of the {name}: {shares['multiplies']:.1%} ({shares['matmul_nodes']:.1%} MatMul nodes + "
+              f"{shares['attention_projections']:.1%} estimated projections inside Attention)")
     return 0
 
 
