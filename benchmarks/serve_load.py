@@ -21,7 +21,9 @@ load generator (which shares the machine).
 - ``HF pipeline``: ``transformers.pipeline("token-classification", aggregation_strategy="first")`` on the
   checkpoint converted to Hugging Face format (``convert_checkpoint --tgt-fmt hf``), behind the same
   app and batcher, given each gathered batch as a list (``batch_size`` up to 32, the Hugging Face
-  Trainer recipe's).
+  Trainer recipe's);
+- ``HF one per call``: the same pipeline given each request alone, as a server without a batcher
+  (a hand-made Flask or FastAPI wrapper) runs it.
 
 Also printed: how many answers of ``batched`` equal those of ``one per call`` (entity spans, types
 and scores as served), and for ``batched int8`` and ``HF pipeline`` how many have the same entity
@@ -44,7 +46,9 @@ from data_processing.ner_raw import read_split_file
 from modelzoo.data.conll2003 import conll2003_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"batched": "batched", "unbatched": "one per call", "hf": "HF pipeline", "int8": "batched int8"}
+VARIANTS = {"batched": "batched", "unbatched": "one per call", "hf": "HF pipeline", "hf_unbatched": "HF one per call",
+            "int8": "batched int8"}
+ONE_PER_CALL = ("unbatched", "hf_unbatched")
 HF_BATCH_SIZE = 32  # the Hugging Face Trainer recipe's batch, as in benchmarks/predict.py
 
 
@@ -94,13 +98,13 @@ def serve(variant: str, params_file: str, checkpoint: str, hf_folder: str) -> No
     args = build_parser().parse_args(["CPU", "--mode", "serve", "--params", params_file, "--checkpoint_path", checkpoint])
     params = resolve_params(args)
     limits = ServeLimits()
-    if variant == "hf":
+    if variant.startswith("hf"):
         inputs = params.eval_input
         model = HfPipelineModel(Path(hf_folder), inputs.batch_size * inputs.max_sequence_length)
     else:
         quantize = "int8" if variant == "int8" else None
         model, _ = load_served_model(params, torch.device("cpu"), True, quantize, "torch")
-    serve_app(create_app(model, limits, gather=variant != "unbatched"), "127.0.0.1", 0, limits)
+    serve_app(create_app(model, limits, gather=variant not in ONE_PER_CALL), "127.0.0.1", 0, limits)
 
 
 def batch_counts(server: ServerProcess) -> tuple[float, float]:
@@ -174,20 +178,21 @@ def main() -> None:
             raise SystemExit("the Hugging Face conversion failed")
         rows = [measure(variant, args, hf_folder, texts, warm_up) for _ in range(args.rounds) for variant in VARIANTS]
     print(f"load average after {os.getloadavg()[0]:.1f}")
-    print(f"{'variant':<14}{'sentences/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'texts/call':>12}"
+    print(f"{'variant':<17}{'sentences/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'texts/call':>12}"
           f"{'server CPU s':>14}{'client CPU s':>14}")
     for row in rows:
-        print(f"{VARIANTS[row['variant']]:<14}{row['per_s']:>12.1f}{row['p50']:>9.1f}{row['p95']:>9.1f}{row['p99']:>9.1f}"
+        print(f"{VARIANTS[row['variant']]:<17}{row['per_s']:>12.1f}{row['p50']:>9.1f}{row['p95']:>9.1f}{row['p99']:>9.1f}"
               f"{row['per_call']:>12.1f}{row['server_cpu']:>14.1f}{row['client_cpu']:>14.1f}")
     median = {v: statistics.median(r["per_s"] for r in rows if r["variant"] == v) for v in VARIANTS}
     print(f"batched / one per call: {median['batched'] / median['unbatched']:.2f}x; batched / HF pipeline: "
-          f"{median['batched'] / median['hf']:.2f}x; batched int8 / HF pipeline: {median['int8'] / median['hf']:.2f}x "
+          f"{median['batched'] / median['hf']:.2f}x; batched / HF one per call: {median['batched'] / median['hf_unbatched']:.2f}x; "
+          f"batched int8 / HF pipeline: {median['int8'] / median['hf']:.2f}x "
           f"(medians of {args.rounds} round(s))")
     reference = next(r["bodies"] for r in rows if r["variant"] == "unbatched")
     bodies = {row["variant"]: row["bodies"] for row in rows}
     same = sum(a == b for a, b in zip(bodies["batched"], reference))
     print(f"batched: {same} of {len(reference)} answers equal to one per call's")
-    for variant in ("int8", "hf"):
+    for variant in ("int8", "hf", "hf_unbatched"):
         same = sum(spans(a) == spans(b) for a, b in zip(bodies[variant], reference))
         print(f"{VARIANTS[variant]}: {same} of {len(reference)} answers with one per call's entity spans and types")
 
